@@ -1,0 +1,41 @@
+"""RehabFlow: case-lifecycle workflows for community drug treatment and rehabilitation."""
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from app.config import Config
+from app.core.clock import SystemClock
+from app.extensions import csrf, db, login_manager, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application; ``config`` overrides settings (tests pass a database URL and a clock)."""
+    app = Flask(__name__, instance_path=str(PROJECT_ROOT / "instance"))
+    app.config.from_object(Config)
+    if config:
+        app.config.update({k: v for k, v in config.items() if k != "CLOCK"})
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'rehabflow.sqlite'}"
+    if not app.config.get("WORKFLOWS_DIR"):
+        app.config["WORKFLOWS_DIR"] = str(PROJECT_ROOT / "workflows")
+    app.extensions["clock"] = (config or {}).get("CLOCK") or SystemClock()
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from app import models  # noqa: F401  (every table, for Alembic and create_all)
+    from app.auth.views import bp as auth_bp
+    from app.cli import register_cli
+    from app.core.views import bp as core_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp)
+    register_cli(app)
+    return app

@@ -1,0 +1,52 @@
+"""The case: one person under community treatment or rehabilitation."""
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.auth.models import JurisdictionNode
+from app.core.db import UTCDateTime, utcnow_default
+from app.extensions import db
+
+
+class Measure(enum.StrEnum):
+    COMMUNITY_TREATMENT = "community_treatment"  # 社区戒毒 (法33)
+    COMMUNITY_REHABILITATION = "community_rehabilitation"  # 社区康复 (法48)
+
+
+class CaseStatus(enum.StrEnum):
+    OPEN = "open"
+    SUSPENDED = "suspended"  # 中止 (条例24): clocks paused
+    CLOSED = "closed"
+
+
+class Case(db.Model):
+    """A person's file; it belongs to exactly one community at a time."""
+
+    __tablename__ = "rehab_case"
+    __table_args__ = (Index("ix_rehab_case_jurisdiction_status", "jurisdiction_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    person_name: Mapped[str] = mapped_column(String(100))
+    #: 身份证号; shown masked except the last 4 characters.
+    id_number: Mapped[str] = mapped_column(String(32), index=True)
+    jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdiction_node.id"))
+    measure: Mapped[Measure] = mapped_column(
+        db.Enum(Measure, native_enum=False, length=40), default=Measure.COMMUNITY_TREATMENT
+    )
+    status: Mapped[CaseStatus] = mapped_column(
+        db.Enum(CaseStatus, native_enum=False, length=20), default=CaseStatus.OPEN
+    )
+    stage: Mapped[str] = mapped_column(String(40), default="decision")
+    #: red / yellow / blue (三色量化), decided by tier.dmn.
+    tier: Mapped[str | None] = mapped_column(String(10))
+    decision_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow_default)
+
+    jurisdiction: Mapped[JurisdictionNode] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Case {self.reference}>"

@@ -1,0 +1,41 @@
+"""Operations on cases: create one and start its lifecycle."""
+
+from datetime import date
+from uuid import uuid4
+
+from app.audit.log import record
+from app.auth.models import JurisdictionNode
+from app.cases.models import Case, Measure
+from app.core.clock import now
+from app.extensions import db
+
+
+def create_case(
+    person_name: str,
+    id_number: str,
+    jurisdiction: JurisdictionNode,
+    measure: Measure = Measure.COMMUNITY_TREATMENT,
+    decision_date: date | None = None,
+    actor_id: int | None = None,
+) -> Case:
+    """Open a case file from a 社区戒毒决定书 (the lifecycle process is started by the caller)."""
+    case = Case(
+        reference=f"new-{uuid4().hex[:24]}",
+        person_name=person_name,
+        id_number=id_number,
+        jurisdiction_id=jurisdiction.id,
+        measure=measure,
+        decision_date=decision_date,
+        created_at=now(),
+    )
+    db.session.add(case)
+    db.session.flush()
+    case.reference = f"RF-{now().year}-{case.id:06d}"
+    record(
+        "case_created",
+        actor_id=actor_id,
+        case_id=case.id,
+        jurisdiction_id=jurisdiction.id,
+        payload={"reference": case.reference, "measure": measure.value},
+    )
+    return case

@@ -1,0 +1,34 @@
+"""Configuration read only from the environment."""
+
+import os
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Settings for every environment; each value can be overridden by an environment variable."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    #: SQLAlchemy URL; the embedded SQLite file under instance/ is the default (filled in by create_app).
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    #: Folder holding the BPMN/DMN files that `flask workflows deploy` reads by default.
+    WORKFLOWS_DIR = os.environ.get("REHABFLOW_WORKFLOWS_DIR")
+    #: Wall-clock limit for one script, condition or DMN evaluation, in seconds.
+    SCRIPT_TIME_LIMIT = float(os.environ.get("REHABFLOW_SCRIPT_TIME_LIMIT", "2.0"))
+    #: How many due timers one worker takes per transaction batch.
+    WORKER_BATCH_SIZE = int(os.environ.get("REHABFLOW_WORKER_BATCH", "50"))
+    #: Seconds a worker sleeps when nothing is due.
+    WORKER_IDLE_SECONDS = float(os.environ.get("REHABFLOW_WORKER_IDLE", "5"))
+    #: Write one audit event for every engine change (turn off only to measure its cost).
+    AUDIT_ENABLED = _bool("REHABFLOW_AUDIT", True)
+    BABEL_DEFAULT_LOCALE = os.environ.get("REHABFLOW_LOCALE", "zh_CN")
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("REHABFLOW_SECURE_COOKIES", False)

@@ -1,0 +1,506 @@
+"""Running instances: start, complete work, fire timers, deliver messages, retry incidents.
+
+Every public function changes the session and flushes; the caller commits (one transaction per request or
+job). Each engine change locks its instance row first (``FOR UPDATE`` on PostgreSQL; SQLite serializes
+writers), saves under an optimistic version check, and writes its audit events in the same transaction.
+"""
+
+import time
+from datetime import datetime
+from uuid import UUID
+
+from flask import current_app
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.audit.log import record
+from app.core.clock import now
+from app.engine import specs
+from app.engine.clock import EngineDatetime, current_time, engine_time
+from app.engine.dto import CompletionResult, InstanceInfo
+from app.engine.errors import Conflict, NotFound, NotRunnable
+from app.engine.forms import clean_submission
+from app.engine.models import (
+    Incident,
+    IncidentStatus,
+    InstanceStatus,
+    Message,
+    MessageStatus,
+    MessageSubscription,
+    ProcessDefinition,
+    ProcessInstance,
+    Timer,
+    TimerStatus,
+    WorkItem,
+    WorkItemStatus,
+)
+from app.engine.projection import project
+from app.engine.script_env import make_script_engine
+from app.engine.serialization import dump_event, dump_state, load_event, load_state
+from app.extensions import db
+
+#: Engine steps one call may run before it is taken for an endless loop (a gateway cycle with no wait state).
+MAX_STEPS_PER_CALL = 5_000
+#: Wall-clock limit for one call's engine steps, in seconds (each script also has its own limit).
+MAX_SECONDS_PER_CALL = 20.0
+#: How deep messages are delivered inline (a cycle that starts the next cycle); deeper ones wait for the worker.
+MAX_INLINE_DELIVERY_DEPTH = 8
+
+_script_engines: dict[float, object] = {}
+
+
+class StepLimitExceeded(Exception):
+    pass
+
+
+def _script_engine():
+    limit = current_app.config.get("SCRIPT_TIME_LIMIT", 2.0)
+    engine = _script_engines.get(limit)
+    if engine is None:
+        engine = make_script_engine(extra_globals={"datetime": EngineDatetime, "now": current_time}, time_limit=limit)
+        _script_engines[limit] = engine
+    return engine
+
+
+def _load(instance: ProcessInstance) -> BpmnWorkflow:
+    workflow = load_state(instance.state, specs.specs_of(instance.bundle_sha256))
+    workflow.script_engine = _script_engine()
+    return workflow
+
+
+def _info(instance: ProcessInstance, opened=(), incident: Incident | None = None) -> InstanceInfo:
+    version = db.session.scalar(select(ProcessDefinition.version).where(ProcessDefinition.id == instance.definition_id))
+    return InstanceInfo(
+        id=instance.id,
+        case_id=instance.case_id,
+        process_key=instance.process_key,
+        definition_version=version,
+        status=instance.status.value,
+        lock_version=instance.lock_version,
+        opened_work_item_ids=[item.id for item in opened],
+        incident_id=incident.id if incident else None,
+    )
+
+
+def _audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
+    record(
+        type_,
+        actor_id=actor_id,
+        case_id=instance.case_id,
+        instance_id=instance.id,
+        jurisdiction_id=instance.jurisdiction_id,
+        payload=payload,
+    )
+
+
+class _StepGuard:
+    """Stops a call that runs too many steps or too long: endless loops in the diagram become incidents."""
+
+    def __init__(self):
+        self.count = 0
+        self.deadline = time.monotonic() + MAX_SECONDS_PER_CALL
+        self.element_id: str | None = None
+
+    def __call__(self, task) -> None:
+        self.count += 1
+        self.element_id = task.task_spec.bpmn_id or task.task_spec.name
+        if self.count > MAX_STEPS_PER_CALL or time.monotonic() > self.deadline:
+            raise StepLimitExceeded(
+                f"stopped after {self.count} steps: the diagram loops without waiting (last element {self.element_id})"
+            )
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {cause}"
+    return text[:4000]
+
+
+def _advance(
+    instance: ProcessInstance, workflow: BpmnWorkflow, job: str, at: datetime, actor_id: int | None, depth: int = 0
+) -> tuple[list[WorkItem], Incident | None, int]:
+    """Run engine steps until the instance waits, then save and project; a failure leaves the last good state.
+
+    The state before the steps is kept; if a script, service or condition fails (or the diagram loops), the
+    instance is saved in that state with an open incident, and nothing the steps did is kept.
+    Returns the work items opened, the incident raised (if any) and the number of timers that fired.
+    """
+    snapshot = dump_state(workflow)
+    guard = _StepGuard()
+    events = []
+    try:
+        with db.session.begin_nested(), engine_time(at):
+            workflow.do_engine_steps(will_complete_task=guard)
+            opened, fired = project(instance, workflow, at, actor_id)
+            events = workflow.get_events()
+            instance.state = dump_state(workflow)
+            db.session.flush()
+    except StaleDataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
+        return [], _raise_incident(instance, snapshot, job, at, actor_id, guard.element_id, exc), 0
+
+    instance.updated_at = at
+    if workflow.is_completed():
+        instance.status = InstanceStatus.COMPLETED
+        instance.completed_at = at
+        _audit("instance_completed", instance, actor_id, process_key=instance.process_key)
+    db.session.flush()
+    for event in events:
+        _send(instance, event, at, actor_id, depth)
+    return opened, None, fired
+
+
+def _raise_incident(instance, snapshot, job, at, actor_id, element_id, exc) -> Incident:
+    workflow = load_state(snapshot, specs.specs_of(instance.bundle_sha256))
+    with engine_time(at):
+        project(instance, workflow, at, actor_id)
+    instance.state = snapshot
+    instance.status = InstanceStatus.INCIDENT
+    instance.updated_at = at
+    incident = db.session.scalars(
+        select(Incident).where(Incident.instance_id == instance.id, Incident.status == IncidentStatus.OPEN)
+    ).first()
+    if incident is None:
+        incident = Incident(
+            instance_id=instance.id,
+            case_id=instance.case_id,
+            element_id=element_id,
+            job=job,
+            error=_error_text(exc),
+            status=IncidentStatus.OPEN,
+            attempts=1,
+            created_at=at,
+        )
+        db.session.add(incident)
+    else:
+        incident.attempts += 1
+        incident.error = _error_text(exc)
+        incident.element_id = element_id
+    db.session.flush()
+    _audit(
+        "incident_raised",
+        instance,
+        actor_id,
+        incident_id=incident.id,
+        element_id=element_id,
+        job=job,
+        error=incident.error,
+    )
+    return incident
+
+
+# --- starting ---------------------------------------------------------------------------------------------------
+
+
+def start_process(
+    key: str,
+    *,
+    case_id: int,
+    jurisdiction_id: int,
+    data: dict | None = None,
+    actor_id: int | None = None,
+    message=None,
+    parent_instance_id: int | None = None,
+    depth: int = 0,
+) -> InstanceInfo:
+    """Start the newest version of process ``key`` for a case and run it until it waits."""
+    at = now()
+    definition, bundle = specs.bundle_for(key)
+    spec, subprocess_specs = specs.specs_of(bundle.sha256)
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
+    start_data = {"case_id": case_id, **(data or {})}
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.set_data(**start_data)
+    instance = ProcessInstance(
+        case_id=case_id,
+        definition_id=definition.id,
+        bundle_sha256=bundle.sha256,
+        process_key=key,
+        jurisdiction_id=jurisdiction_id,
+        status=InstanceStatus.RUNNING,
+        state=dump_state(workflow),
+        started_at=at,
+        updated_at=at,
+        started_by_id=actor_id,
+        parent_instance_id=parent_instance_id,
+    )
+    db.session.add(instance)
+    db.session.flush()
+    _audit(
+        "instance_started",
+        instance,
+        actor_id,
+        process_key=key,
+        version=definition.version,
+        message=message.event_definition.name if message is not None else None,
+    )
+    if message is not None:
+        with engine_time(at):
+            workflow.do_engine_steps()  # reach the message start event
+            if not _catch(workflow, message):
+                raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
+    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth)
+    return _info(instance, opened, incident)
+
+
+# --- completing work --------------------------------------------------------------------------------------------
+
+
+def _lock_instance(instance_id: int) -> ProcessInstance:
+    instance = db.session.scalars(
+        select(ProcessInstance)
+        .where(ProcessInstance.id == instance_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if instance is None:
+        raise NotFound(f"no process instance {instance_id}")
+    return instance
+
+
+def complete_work_item(
+    work_item_id: int, data: dict | None, actor_id: int | None = None, expected_version: int | None = None
+) -> CompletionResult:
+    """Complete a READY user task with submitted data; exactly one of two concurrent completions wins.
+
+    Raises:
+        NotFound: no such work item.
+        Conflict: it was completed or cancelled meanwhile, or ``expected_version`` is stale.
+        InvalidSubmission: the data fails the task's form; nothing changed.
+        NotRunnable: the instance is suspended or stopped at an incident.
+    """
+    item = db.session.get(WorkItem, work_item_id)
+    if item is None:
+        raise NotFound(f"no work item {work_item_id}")
+    instance = _lock_instance(item.instance_id)  # lock order: instance, then its rows
+    db.session.refresh(item)
+    if item.status != WorkItemStatus.OPEN:
+        who = f" by user {item.completed_by_id}" if item.completed_by_id else ""
+        raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
+    if expected_version is not None and instance.lock_version != expected_version:
+        raise Conflict("the case changed since you opened this task; reload it and try again")
+    if instance.status != InstanceStatus.RUNNING:
+        raise NotRunnable(f"the process is {instance.status.value}; this task cannot be completed now")
+    cleaned = clean_submission(item.form or [], data or {})
+
+    at = now()
+    workflow = _load(instance)
+    task = workflow.get_task_from_id(UUID(item.task_id))
+    if task is None or task.state != TaskState.READY:  # task.run() does not check this itself
+        raise Conflict("this task is no longer waiting; nothing was changed")
+    with engine_time(at):
+        task.set_data(**cleaned)
+        task.run()
+    item.status = WorkItemStatus.COMPLETED
+    item.completed_at = at
+    item.completed_by_id = actor_id
+    _audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
+    opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id)
+    try:
+        db.session.flush()
+    except StaleDataError as exc:
+        raise Conflict("someone else changed this case at the same time; nothing was changed") from exc
+    return CompletionResult(work_item_id=item.id, instance=_info(instance, opened, incident))
+
+
+# --- timers -------------------------------------------------------------------------------------------------------
+
+
+def fire_due_timers(limit: int = 50) -> int:
+    """Fire timers that are due by the app clock, for up to ``limit`` instances; returns timers fired.
+
+    On PostgreSQL the instances are taken with ``FOR UPDATE SKIP LOCKED``, so any number of workers share the
+    work and no timer fires twice; a worker killed mid-batch commits nothing and its timers stay due.
+    """
+    at = now()
+    instance_ids = db.session.scalars(
+        select(Timer.instance_id)
+        .join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
+        .where(Timer.status == TimerStatus.WAITING, Timer.due_at < at, ProcessInstance.status == InstanceStatus.RUNNING)
+        .order_by(Timer.due_at)
+        .limit(limit)
+        .with_for_update(of=ProcessInstance, skip_locked=True)
+    ).all()
+    fired = 0
+    for instance_id in dict.fromkeys(instance_ids):
+        instance = db.session.get(ProcessInstance, instance_id)
+        workflow = _load(instance)
+        with engine_time(at):
+            workflow.refresh_timers()
+        _, _, count = _advance(instance, workflow, "timer", at, None)
+        fired += count
+    return fired
+
+
+def due_timer_count() -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(
+        select(func.count()).select_from(Timer).where(Timer.status == TimerStatus.WAITING, Timer.due_at < now())
+    )
+
+
+# --- messages -------------------------------------------------------------------------------------------------------
+
+
+def _catch(workflow: BpmnWorkflow, event) -> bool:
+    """Hand a message to a workflow waiting for it; False if nothing waits for that name."""
+    name = event.event_definition.name
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, MessageEventDefinition) and definition.name == name:
+            payload = event.payload
+            if isinstance(payload, dict) and "result_var" in payload and not payload["result_var"]:
+                # The Camunda parser takes the variable from the thrower; the catcher's is the one modelers set.
+                payload["result_var"] = getattr(definition, "result_var", None)
+            workflow.send_event(event)
+            return True
+    return False
+
+
+def _send(source: ProcessInstance, event, at: datetime, actor_id: int | None, depth: int) -> None:
+    if not isinstance(event.event_definition, MessageEventDefinition):
+        return
+    message = Message(
+        case_id=source.case_id,
+        name=event.event_definition.name,
+        event=dump_event(event),
+        source_instance_id=source.id,
+        status=MessageStatus.PENDING,
+        created_at=at,
+    )
+    db.session.add(message)
+    db.session.flush()
+    _audit("message_sent", source, actor_id, message_id=message.id, name=message.name)
+    if depth < MAX_INLINE_DELIVERY_DEPTH:
+        _deliver(message, at, actor_id, depth + 1, source.jurisdiction_id)
+
+
+def _deliver(message: Message, at: datetime, actor_id: int | None, depth: int, jurisdiction_id: int) -> bool:
+    """Deliver a message to a waiting instance of its case, or start a process that begins with it."""
+    subscription = db.session.scalars(
+        select(MessageSubscription)
+        .where(MessageSubscription.case_id == message.case_id, MessageSubscription.name == message.name)
+        .order_by(MessageSubscription.id)
+        .limit(1)
+    ).first()
+    if subscription is not None:
+        target = _lock_instance(subscription.instance_id)
+        if target.status != InstanceStatus.RUNNING:
+            return False
+        workflow = _load(target)
+        with engine_time(at):
+            caught = _catch(workflow, load_event(message.event))
+        if not caught:
+            return False
+        _mark_delivered(message, target, at, actor_id)
+        _advance(target, workflow, "message", at, actor_id, depth)
+        return True
+    starters = specs.processes_started_by(message.name)
+    if not starters:
+        return False
+    for definition in starters:
+        info = start_process(
+            definition.key,
+            case_id=message.case_id,
+            jurisdiction_id=jurisdiction_id,
+            actor_id=actor_id,
+            message=load_event(message.event),
+            parent_instance_id=message.source_instance_id,
+            depth=depth,
+        )
+        target = db.session.get(ProcessInstance, info.id)
+    _mark_delivered(message, target, at, actor_id)
+    return True
+
+
+def _mark_delivered(message: Message, target: ProcessInstance, at: datetime, actor_id: int | None) -> None:
+    message.status = MessageStatus.DELIVERED
+    message.delivered_at = at
+    message.target_instance_id = target.id
+    _audit(
+        "message_delivered",
+        target,
+        actor_id,
+        message_id=message.id,
+        name=message.name,
+        source_instance_id=message.source_instance_id,
+    )
+
+
+def deliver_pending_messages(limit: int = 50) -> int:
+    """Retry messages nobody was waiting for when they were sent; returns how many were delivered."""
+    at = now()
+    messages = db.session.scalars(
+        select(Message)
+        .where(Message.status == MessageStatus.PENDING)
+        .order_by(Message.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    delivered = 0
+    for message in messages:
+        source = db.session.get(ProcessInstance, message.source_instance_id) if message.source_instance_id else None
+        jurisdiction_id = source.jurisdiction_id if source else None
+        if _deliver(message, at, None, 1, jurisdiction_id):
+            delivered += 1
+    return delivered
+
+
+def send_message(
+    case_id: int, jurisdiction_id: int, name: str, payload: dict | None = None, actor_id: int | None = None
+) -> bool:
+    """Send a message from outside any process (e.g. a caseworker records a violation) to the case's processes."""
+    from SpiffWorkflow.bpmn.util import BpmnEvent
+    from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
+
+    at = now()
+    event = BpmnEvent(CamundaMessage(name), payload={"payload": payload or {}, "result_var": None})
+    message = Message(case_id=case_id, name=name, event=dump_event(event), status=MessageStatus.PENDING, created_at=at)
+    db.session.add(message)
+    db.session.flush()
+    record(
+        "message_sent",
+        actor_id=actor_id,
+        case_id=case_id,
+        jurisdiction_id=jurisdiction_id,
+        payload={"message_id": message.id, "name": name},
+    )
+    return _deliver(message, at, actor_id, 1, jurisdiction_id)
+
+
+# --- incidents ---------------------------------------------------------------------------------------------------
+
+
+def retry_incident(incident_id: int, actor_id: int | None = None, data: dict | None = None) -> InstanceInfo:
+    """Run the failed steps again from the last good state, optionally with corrected data."""
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    instance = _lock_instance(incident.instance_id)
+    db.session.refresh(incident)
+    if incident.status != IncidentStatus.OPEN:
+        raise Conflict(f"incident {incident_id} is already resolved")
+    at = now()
+    workflow = _load(instance)
+    if data:
+        for task in workflow.get_tasks(state=TaskState.READY | TaskState.ERROR):
+            if not task.task_spec.manual:
+                task.set_data(**data)
+    for task in workflow.get_tasks(state=TaskState.ERROR):
+        task._set_state(TaskState.READY)
+    instance.status = InstanceStatus.RUNNING
+    _audit("incident_retried", instance, actor_id, incident_id=incident.id, data=data or {})
+    opened, again, _ = _advance(instance, workflow, "retry", at, actor_id)
+    if again is None:
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = at
+        _audit("incident_resolved", instance, actor_id, incident_id=incident.id)
+    db.session.flush()
+    return _info(instance, opened, again)
