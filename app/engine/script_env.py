@@ -487,6 +487,7 @@ def _task_exception(task, message: str, err: ScriptError, source: str) -> Workfl
     lines = source.splitlines()
     error_line = lines[line - 1] if line and 0 < line <= len(lines) else ""
     wrapped = WorkflowTaskException(message, task=task, exception=err, line_number=line, error_line=error_line)
+    wrapped.__cause__ = err  # PythonScriptEngine.execute raises it inside its except block, without "from"
     if isinstance(err.__cause__, NameError):  # keep Spiff's "Did you mean ...?" hint
         hint = WorkflowTaskException.did_you_mean_from_name_error(err.__cause__, list(task.data))
         if hint:
