@@ -54,15 +54,23 @@ def test_unknown_work_item_is_not_found(app):
         complete(424242)
 
 
-def test_escape_attempt_in_script_becomes_incident(deploy_fixtures, case_factory, tmp_path):
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        ("data = open('/etc/passwd').read()", "open"),
+        ("x = getattr(divisor, '__class__')", "__class__"),
+        ("n = 0\nwhile True:\n    n += 1", "timed out"),
+    ],
+)
+def test_sandbox_blocks_escape_at_run_time_as_incident(deploy_fixtures, case_factory, script, reason):
+    """Escapes that only show when the script runs fail the step: incident, state untouched, nothing leaked."""
     from tests.conftest import FIXTURES
 
-    source = (
-        (FIXTURES / "failing.bpmn")
-        .read_text()
-        .replace("ratio = 10 / divisor", "ratio = 10 / divisor\nx = __import__('os')")
-    )
-    # The deploy validator refuses this file outright...
-    with pytest.raises(engine.InvalidDefinition):
-        with transaction():
-            engine.deploy([engine.SourceFile("failing.bpmn", source)])
+    text = (FIXTURES / "failing.bpmn").read_text().replace("partial = 1\nratio = 10 / divisor", script)
+    with transaction():
+        engine.deploy([engine.SourceFile("failing.bpmn", text)])
+    start("failing", case_factory(), {"divisor": 1})
+    complete(open_items()[0].id)
+    [incident] = db.session.scalars(select(Incident)).all()
+    assert incident.element_id == "divide" and reason in incident.error
+    assert "root:" not in incident.error  # /etc/passwd was not read

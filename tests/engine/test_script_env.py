@@ -385,8 +385,10 @@ def only_task(workflow: BpmnWorkflow, spec_name: str):
 
 def test_script_task_sets_task_data():
     workflow = start(
-        script_process("score = 3 * 4\nflags = [f for f in ['a', 'b'] if f != 'b']\ndue = (datetime.now(timezone.utc)"
-                       " + timedelta(days=15)).isoformat()"),
+        script_process(
+            "score = 3 * 4\nflags = [f for f in ['a', 'b'] if f != 'b']\ndue = (datetime.now(timezone.utc)"
+            " + timedelta(days=15)).isoformat()"
+        ),
         "script_process",
     )
     workflow.do_engine_steps()
@@ -436,8 +438,9 @@ def test_name_error_keeps_spiffs_did_you_mean_hint():
 
 @pytest.mark.parametrize(("score", "route"), [(5, "high"), (2, "low")])
 def test_gateway_condition_is_evaluated(score, route):
-    workflow = start(gateway_process(f"score = {score}", "score > 3 and len([s for s in [score] if s]) == 1"),
-                     "gateway_process")
+    workflow = start(
+        gateway_process(f"score = {score}", "score > 3 and len([s for s in [score] if s]) == 1"), "gateway_process"
+    )
     workflow.do_engine_steps()
     assert workflow.is_completed()
     assert workflow.data["route"] == route
