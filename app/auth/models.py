@@ -3,6 +3,7 @@
 import enum
 from datetime import datetime
 
+from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -36,7 +37,7 @@ class JurisdictionNode(db.Model):
         return f"<JurisdictionNode {self.id} {self.name}>"
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     """A person who signs in."""
 
     __tablename__ = "user_account"
@@ -52,6 +53,10 @@ class User(db.Model):
 
     jurisdiction: Mapped[JurisdictionNode | None] = relationship()
     role_rows: Mapped[list["UserRole"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
 
     @property
     def roles(self) -> set[str]:

@@ -184,6 +184,9 @@ def _compile(source: str, mode: str) -> _Compiled:
         raise ValueError(f"mode must be 'eval' or 'exec', not {mode!r}")
     if not isinstance(source, str):
         raise ScriptError(f"a script must be text, not {type(source).__name__}", None)
+    if mode == "eval":
+        # Builtin eval() ignores leading blanks, and XML/DMN text often has them; ast.parse does not.
+        source = source.strip()
     return _compile_cached(source, mode)
 
 

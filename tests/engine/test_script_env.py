@@ -133,6 +133,7 @@ def test_evaluate_returns_the_value_and_leaves_the_context_alone():
     assert env.evaluate("x > 3", context) is True
     assert env.evaluate("[t.upper() for t in tags if t != 'b']", context) == ["A"]
     assert env.evaluate("v * 2", context, external_context={"v": 21}) == 42
+    assert env.evaluate("\n    x > 3\n  ", context) is True  # XML text around an expression
     assert context == {"x": 5, "tags": ["a", "b"]}
 
 
