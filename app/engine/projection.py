@@ -98,6 +98,17 @@ def _project_work_items(instance, workflow, at, actor_id) -> list[WorkItem]:
         )
         db.session.add(item)
         opened.append(item)
+    if opened:
+        db.session.flush()
+        for item in opened:
+            record(
+                "task_created",
+                actor_id=actor_id,
+                case_id=instance.case_id,
+                instance_id=instance.id,
+                jurisdiction_id=instance.jurisdiction_id,
+                payload={"work_item_id": item.id, "element_id": item.element_id, "role": item.candidate_role},
+            )
     for task_id, item in existing.items():
         if task_id not in ready:  # interrupted (boundary event, cancel) without being completed
             item.status = WorkItemStatus.CANCELLED

@@ -12,6 +12,8 @@ from uuid import UUID
 from flask import current_app
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -338,14 +340,6 @@ def fire_due_timers(limit: int = 50) -> int:
     return fired
 
 
-def due_timer_count() -> int:
-    from sqlalchemy import func
-
-    return db.session.scalar(
-        select(func.count()).select_from(Timer).where(Timer.status == TimerStatus.WAITING, Timer.due_at < now())
-    )
-
-
 # --- messages -------------------------------------------------------------------------------------------------------
 
 
@@ -457,9 +451,6 @@ def send_message(
     case_id: int, jurisdiction_id: int, name: str, payload: dict | None = None, actor_id: int | None = None
 ) -> bool:
     """Send a message from outside any process (e.g. a caseworker records a violation) to the case's processes."""
-    from SpiffWorkflow.bpmn.util import BpmnEvent
-    from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
-
     at = now()
     event = BpmnEvent(CamundaMessage(name), payload={"payload": payload or {}, "result_var": None})
     message = Message(case_id=case_id, name=name, event=dump_event(event), status=MessageStatus.PENDING, created_at=at)
