@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
+    from app.cases import services  # noqa: F401  (registers the case.* service topics)
     from app.auth.views import bp as auth_bp
     from app.cli import register_cli
     from app.core.views import bp as core_bp

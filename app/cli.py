@@ -174,3 +174,19 @@ def demo_seed(once: bool):
     with transaction():
         created = seed(skip_if_present=once)
     click.echo("demo data created" if created else "demo data already present")
+
+
+@workflows_cli.command("layout")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace an existing diagram layout.")
+def layout_command(paths: tuple[Path, ...], force: bool):
+    """Add diagram interchange (shapes and edges) to BPMN files drawn without it, in place."""
+    from app.engine.layout import add_diagram, missing_diagram_elements
+
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        laid_out = add_diagram(text, force=force)
+        if laid_out != text:
+            path.write_text(laid_out, encoding="utf-8")
+        missing = missing_diagram_elements(laid_out)
+        click.echo(f"{path}: {'complete' if not missing else 'missing ' + ', '.join(missing)}")

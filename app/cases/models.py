@@ -3,7 +3,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import JurisdictionNode
@@ -44,6 +44,17 @@ class Case(db.Model):
     #: red / yellow / blue (三色量化), decided by tier.dmn.
     tier: Mapped[str | None] = mapped_column(String(10))
     decision_date: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(10))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    #: The day the person reported (条例14): the term counts from here.
+    term_started_on: Mapped[date | None] = mapped_column(Date)
+    #: Facts collected by the workflows (intake answers, working group, placement, ...).
+    facts: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: Counted toward 条例20: evaded/refused tests, unauthorised absences and their total days.
+    refusal_count: Mapped[int] = mapped_column(Integer, default=0)
+    absence_count: Mapped[int] = mapped_column(Integer, default=0)
+    absence_days: Mapped[int] = mapped_column(Integer, default=0)
+    close_reason: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow_default)
 
     jurisdiction: Mapped[JurisdictionNode] = relationship()
