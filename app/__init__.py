@@ -31,8 +31,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
-    from app.cases import services  # noqa: F401  (registers the case.* service topics)
     from app.auth.views import bp as auth_bp
+    from app.cases import services  # noqa: F401  (registers the case.* service topics)
     from app.cli import register_cli
     from app.core.views import bp as core_bp
 

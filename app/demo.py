@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app import engine
 from app.auth.models import JurisdictionNode, NodeLevel, User
 from app.auth.operations import create_node, create_user
-from app.cases.operations import create_case
+from app.cases.operations import create_case, open_case
 
 DEMO_PASSWORD = "demo1234"
 PEOPLE = [("张伟", "440402199001011234"), ("李娜", "440402198805052345"), ("王强", "440402199512123456")]
@@ -40,7 +40,8 @@ def seed(skip_if_present: bool = True) -> bool:
     deployed = {d.key for d in engine.latest_definitions()}
     for i, (name, id_number) in enumerate(PEOPLE):
         node: JurisdictionNode = community_a if i < 2 else community_b
-        case = create_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
-        if "intake" in deployed:
-            engine.start_process("intake", case_id=case.id, jurisdiction_id=node.id)
+        if "case" in deployed:
+            open_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
+        else:
+            create_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
     return True

@@ -39,3 +39,28 @@ def create_case(
         payload={"reference": case.reference, "measure": measure.value},
     )
     return case
+
+
+def open_case(
+    person_name: str,
+    id_number: str,
+    jurisdiction: JurisdictionNode,
+    *,
+    unified_intake: bool = False,
+    decision_date: date | None = None,
+    actor_id: int | None = None,
+    **fields,
+) -> Case:
+    """Create a case from a 社区戒毒决定书 and start its lifecycle (workflows/case.bpmn).
+
+    ``unified_intake`` routes it through Guiyang's unified intake (detox, then 诊断评估).
+    """
+    from app import engine
+
+    case = create_case(person_name, id_number, jurisdiction, decision_date=decision_date, actor_id=actor_id)
+    for key, value in fields.items():
+        setattr(case, key, value)
+    engine.start_process(
+        "case", case_id=case.id, jurisdiction_id=jurisdiction.id, data={"unified": unified_intake}, actor_id=actor_id
+    )
+    return case
