@@ -25,6 +25,8 @@ class Config:
     WORKER_BATCH_SIZE = int(os.environ.get("REHABFLOW_WORKER_BATCH", "50"))
     #: Seconds a worker sleeps when nothing is due.
     WORKER_IDLE_SECONDS = float(os.environ.get("REHABFLOW_WORKER_IDLE", "5"))
+    #: Days an undeliverable message waits in the outbox before it expires.
+    MESSAGE_TTL_DAYS = float(os.environ.get("REHABFLOW_MESSAGE_TTL_DAYS", "30"))
     #: Write one audit event for every engine change (turn off only to measure its cost).
     AUDIT_ENABLED = _bool("REHABFLOW_AUDIT", True)
     BABEL_DEFAULT_LOCALE = os.environ.get("REHABFLOW_LOCALE", "zh_CN")

@@ -123,8 +123,16 @@ def record_violation(data: dict, params: dict) -> dict:
     elif kind == "absence":
         case.absence_count += 1
         case.absence_days += days
-    _audit("violation_recorded", case, kind=kind, absence_days=days, evidence=data.get("evidence"),
-           refusals=case.refusal_count, absences=case.absence_count, absence_days_total=case.absence_days)
+    _audit(
+        "violation_recorded",
+        case,
+        kind=kind,
+        absence_days=days,
+        evidence=data.get("evidence"),
+        refusals=case.refusal_count,
+        absences=case.absence_count,
+        absence_days_total=case.absence_days,
+    )
     return {"refusals": case.refusal_count, "absences": case.absence_count, "absence_days_total": case.absence_days}
 
 
@@ -167,8 +175,6 @@ def transfer(data: dict, params: dict) -> dict:
     running = select(ProcessInstance.id).where(
         ProcessInstance.case_id == case.id, ProcessInstance.status != InstanceStatus.COMPLETED
     )
-    db.session.execute(
-        update(ProcessInstance).where(ProcessInstance.id.in_(running)).values(jurisdiction_id=target.id)
-    )
+    db.session.execute(update(ProcessInstance).where(ProcessInstance.id.in_(running)).values(jurisdiction_id=target.id))
     _audit("case_transferred", case, old_community_id=old, new_community_id=target.id)
     return {"previous_community_id": old}

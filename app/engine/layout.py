@@ -79,9 +79,7 @@ def add_diagram(xml: str, force: bool = False) -> str:
     flows = [
         (el.get("id"), el.get("sourceRef"), el.get("targetRef")) for el in process.findall(_q(BPMN, "sequenceFlow"))
     ]
-    boundary_host = {
-        el.get("id"): el.get("attachedToRef") for el in process.findall(_q(BPMN, "boundaryEvent"))
-    }
+    boundary_host = {el.get("id"): el.get("attachedToRef") for el in process.findall(_q(BPMN, "boundaryEvent"))}
     lanes = process.findall(f"{_q(BPMN, 'laneSet')}/{_q(BPMN, 'lane')}")
     lane_of = {}
     for index, lane in enumerate(lanes):

@@ -177,6 +177,7 @@ class MessageSubscription(db.Model):
 class MessageStatus(enum.StrEnum):
     PENDING = "pending"  # nobody was waiting for it yet; the worker tries again
     DELIVERED = "delivered"
+    EXPIRED = "expired"  # nobody took it within REHABFLOW_MESSAGE_TTL_DAYS
 
 
 class Message(db.Model):

@@ -6,7 +6,7 @@ writers), saves under an optimistic version check, and writes its audit events i
 """
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from flask import current_app
@@ -439,7 +439,12 @@ def deliver_pending_messages(limit: int = 50) -> int:
         .with_for_update(skip_locked=True)
     ).all()
     delivered = 0
+    expire_before = at - timedelta(days=current_app.config.get("MESSAGE_TTL_DAYS", 30))
     for message in messages:
+        if message.created_at < expire_before:
+            message.status = MessageStatus.EXPIRED
+            record("message_expired", case_id=message.case_id, payload={"message_id": message.id, "name": message.name})
+            continue
         source = db.session.get(ProcessInstance, message.source_instance_id) if message.source_instance_id else None
         jurisdiction_id = source.jurisdiction_id if source else None
         if _deliver(message, at, None, 1, jurisdiction_id):

@@ -51,3 +51,18 @@ def test_message_start_event_chains_cycles(deploy_fixtures, case_factory):
     assert open_items() == []
     statuses = db.session.scalars(select(ProcessInstance.status)).all()
     assert [s.value for s in statuses] == ["completed"] * 3
+
+
+def test_undeliverable_message_expires_after_ttl(deploy_fixtures, case_factory, clock):
+    deploy_fixtures("violation.bpmn")
+    case = case_factory()
+    with transaction():
+        assert engine.send_message(case.id, case.jurisdiction_id, "nobody_listens", {}) is False
+    clock.advance(days=29)
+    with transaction():
+        engine.deliver_pending_messages()
+    assert db.session.scalars(select(Message.status)).one() == MessageStatus.PENDING
+    clock.advance(days=2)
+    with transaction():
+        engine.deliver_pending_messages()
+    assert db.session.scalars(select(Message.status)).one() == MessageStatus.EXPIRED

@@ -1,0 +1,200 @@
+"""Synthetic caseloads: drive cases through the deployed lifecycle with a simulated clock.
+
+Each simulated day the worker fires due timers, then every open work item is completed the way a busy but
+conscientious office would: most tests negative, some missed or positive, most agreements signed, a few
+transfers and suspensions. Used by ``flask demo simulate`` and ``flask demo seed``.
+"""
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app import engine
+from app.auth.models import JurisdictionNode, NodeLevel
+from app.cases.models import Case, CaseStatus
+from app.cases.operations import open_case
+from app.core.clock import FrozenClock
+from app.core.db import transaction
+from app.engine.models import WorkItem, WorkItemStatus
+from app.extensions import db
+
+#: Weighted answers for enum fields by field id; other enums take their first option most of the time.
+CHOICES: dict[str, list[tuple[str, float]]] = {
+    "result": [("negative", 0.9), ("positive", 0.03), ("refused", 0.03), ("missed", 0.04)],
+    "routing": [("community_treatment", 0.8), ("community_rehabilitation", 0.1), ("isolation", 0.1)],
+    "employment": [("employed", 0.4), ("unemployed", 0.5), ("unable", 0.1)],
+}
+#: Probability that a boolean field is ticked, by field id (default 0.1).
+TICKS: dict[str, float] = {
+    "person_signed": 0.97,
+    "office_signed": 1.0,
+    "street_notified": 1.0,
+    "good_reason": 0.3,
+    "can_work": 0.85,
+    "retained": 0.8,
+    "approved": 0.7,
+    "family_support": 0.7,
+    "pregnant": 0.02,
+    "breastfeeding": 0.02,
+}
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
+
+
+@dataclass
+class SimulationReport:
+    cases: int
+    days: int
+    completed_tasks: int = 0
+    timers_fired: int = 0
+    stages: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def _value(rng: random.Random, spec: dict, today: date):
+    kind, fid = spec["type"], spec["id"]
+    if kind == "enum":
+        options = [o["id"] for o in spec["options"]]
+        weighted = [(v, w) for v, w in CHOICES.get(fid, []) if v in options]
+        if weighted:
+            return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+        return options[0] if rng.random() < 0.8 or len(options) == 1 else rng.choice(options)
+    if kind == "boolean":
+        return rng.random() < TICKS.get(fid, 0.1)
+    if kind == "date":
+        return today.isoformat()
+    if kind == "datetime":
+        return datetime.combine(today, datetime.min.time()).isoformat()
+    if kind in {"long", "number"}:
+        low = float(spec["constraints"].get("min", 1))
+        high = float(spec["constraints"].get("max", low + 2))
+        return int(rng.uniform(low, high + 0.999)) if kind == "long" else round(rng.uniform(low, high), 1)
+    if kind == "file":
+        return "simulated-photo.jpg"
+    return f"模拟 {fid}"
+
+
+def _answers(rng: random.Random, item: WorkItem, today: date) -> dict:
+    return {spec["id"]: _value(rng, spec, today) for spec in item.form or []}
+
+
+def _communities() -> list[JurisdictionNode]:
+    nodes = db.session.scalars(select(JurisdictionNode).where(JurisdictionNode.level == NodeLevel.COMMUNITY)).all()
+    if not nodes:
+        raise RuntimeError("no communities: run `flask demo seed` first")
+    return list(nodes)
+
+
+def simulate(
+    cases: int, years: float, seed: int, start: datetime | None = None, step_days: int = 1
+) -> SimulationReport:
+    """Open ``cases`` cases and run them for ``years`` of simulated time; returns what happened."""
+    import time
+
+    rng = random.Random(seed)
+    app = current_app._get_current_object()
+    real_clock = app.extensions["clock"]
+    clock = real_clock if isinstance(real_clock, FrozenClock) else FrozenClock(start or real_clock.now())
+    app.extensions["clock"] = clock
+    began = time.perf_counter()
+    days = int(years * 365)
+    report = SimulationReport(cases=cases, days=days)
+    try:
+        with transaction():
+            communities = _communities()
+            for _ in range(cases):
+                name = rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN)
+                id_number = f"4404{rng.randint(10**13, 10**14 - 1)}"
+                born = date(1970 + rng.randint(0, 38), rng.randint(1, 12), rng.randint(1, 28))
+                open_case(
+                    name,
+                    id_number,
+                    rng.choice(communities),
+                    unified_intake=rng.random() < 0.1,
+                    decision_date=clock.now().date(),
+                    birth_date=born,
+                    gender=rng.choice(["male", "male", "female"]),
+                )
+        for _ in range(0, days, step_days):
+            report.timers_fired += _run_worker()
+            _random_events(rng, communities)
+            report.completed_tasks += _work_the_inbox(rng, clock.now().date())
+            clock.advance(days=step_days)
+        report.timers_fired += _run_worker()
+    finally:
+        app.extensions["clock"] = real_clock
+    for stage, status, reason, count in db.session.execute(
+        select(Case.stage, Case.status, Case.close_reason, func.count()).group_by(
+            Case.stage, Case.status, Case.close_reason
+        )
+    ):
+        report.stages[stage] += count
+        report.statuses[status.value] += count
+        if reason:
+            report.outcomes[reason] += count
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _run_worker() -> int:
+    fired = 0
+    while True:
+        with transaction():
+            n = engine.fire_due_timers(200)
+        with transaction():
+            m = engine.deliver_pending_messages(200)
+        fired += n
+        if n == 0 and m == 0:
+            return fired
+
+
+def _work_the_inbox(rng: random.Random, today: date) -> int:
+    """Complete what is open today (a few items are left for tomorrow, as in real offices)."""
+    done = 0
+    ids = db.session.scalars(
+        select(WorkItem.id).where(WorkItem.status == WorkItemStatus.OPEN).order_by(WorkItem.due_at)
+    ).all()
+    db.session.commit()
+    for item_id in ids:
+        if rng.random() < 0.15:
+            continue
+        try:
+            with transaction():
+                item = db.session.get(WorkItem, item_id)
+                if item is None or item.status != WorkItemStatus.OPEN:
+                    continue
+                engine.complete_work_item(item.id, _answers(rng, item, today))
+            done += 1
+        except (engine.Conflict, engine.NotRunnable):
+            continue
+        except engine.InvalidSubmission:
+            continue
+    return done
+
+
+def _random_events(rng: random.Random, communities: list[JurisdictionNode]) -> None:
+    """Now and then: a transfer (条例22) or a detention (中止, 条例24) and a later release."""
+    if rng.random() > 0.02:
+        return
+    with transaction():
+        case = db.session.scalars(
+            select(Case).where(Case.stage == "supervision").order_by(func.random()).limit(1)
+        ).first()
+        if case is None:
+            return
+        if case.status == CaseStatus.SUSPENDED:
+            engine.send_message(case.id, case.jurisdiction_id, "case_resumed", {"reason": "released"})
+        elif rng.random() < 0.5:
+            target = rng.choice(communities)
+            if target.id != case.jurisdiction_id:
+                engine.send_message(
+                    case.id, case.jurisdiction_id, "transfer_requested", {"new_community_id": target.id}
+                )
+        else:
+            engine.send_message(case.id, case.jurisdiction_id, "case_suspended", {"reason": "detained"})
