@@ -11,6 +11,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 
 from app.audit.log import record
 from app.auth.roles import role_for_lane
@@ -404,6 +405,7 @@ def latest_definitions(keys: set[str] | None = None) -> list[ProcessDefinition]:
         db.session.scalars(
             select(ProcessDefinition)
             .join(newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.version))
+            .options(defer(ProcessDefinition.xml))  # loaded only when a bundle must be built
             .order_by(ProcessDefinition.key)
         )
     )
