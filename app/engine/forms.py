@@ -104,7 +104,7 @@ def clean_submission(fields: list[dict], data: dict) -> dict:
         if empty and field["type"] != "boolean":
             if field["required"]:
                 errors[field["id"]] = "is required"
-            cleaned.pop(field["id"], None)
+            cleaned[field["id"]] = None  # like Camunda: a blank optional field is null, so scripts can test it
             continue
         try:
             value = _coerce(field, value)

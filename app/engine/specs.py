@@ -147,9 +147,19 @@ def _check_script(problems: list[Problem], file: str, element_id: str | None, so
         problems.append(Problem(file, element_id, f"{what}: {reason}"))
 
 
+#: Elements SpiffWorkflow's Camunda parser reads but cannot store, with what to use instead.
+UNSUPPORTED = {
+    "receiveTask": "use an intermediate catch event with a message definition",
+    "sendTask": "use an intermediate throw event with a message definition",
+}
+
+
 def _check_bpmn(parsed: ParsedSource) -> list[Problem]:
     problems: list[Problem] = []
     file, root = parsed.source.name, parsed.root
+    for tag, instead in UNSUPPORTED.items():
+        for element in root.iter(f"{{{BPMN_NS}}}{tag}"):
+            problems.append(Problem(file, element.get("id"), f"{tag} is not supported: {instead}"))
     lanes = {}
     for lane in root.iter(f"{{{BPMN_NS}}}lane"):
         for ref in lane.findall("bpmn:flowNodeRef", NS):

@@ -125,3 +125,14 @@ def test_one_bad_file_deploys_nothing_from_the_set(app):
 def test_spiffworkflow_parse_error_names_file(app):
     problems = refused(source("child.bpmn", 'targetRef="assess"/>', 'targetRef="nowhere"/>'))
     assert problems[0].file == "child.bpmn"
+
+
+def test_unsupported_receive_task_is_named(app):
+    problems = refused(
+        source(
+            "child.bpmn",
+            '<bpmn:userTask id="assess" name="Health assessment"/>',
+            '<bpmn:receiveTask id="assess" name="Wait"/>',
+        )
+    )
+    assert problems[0].element_id == "assess" and "receiveTask is not supported" in problems[0].message
