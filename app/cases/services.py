@@ -38,10 +38,23 @@ def term_year(case: Case, today: date) -> int:
     return (today - case.term_started_on).days // 365 + 1
 
 
+def birth_date(case: Case) -> date | None:
+    """The recorded birth date, else the one in an 18-digit resident ID number (digits 7-14, YYYYMMDD)."""
+    if case.birth_date is not None:
+        return case.birth_date
+    digits = (case.id_number or "").strip()
+    if len(digits) == 18 and digits[:17].isdigit():
+        try:
+            return date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
+        except ValueError:
+            return None
+    return None
+
+
 def age(case: Case, today: date) -> int | None:
-    if case.birth_date is None:
+    born = birth_date(case)
+    if born is None:
         return None
-    born = case.birth_date
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 

@@ -75,7 +75,8 @@ def add_diagram(xml: str, force: bool = False) -> str:
         return xml
     participant = root.find(f"{_q(BPMN, 'collaboration')}/{_q(BPMN, 'participant')}")
 
-    nodes = {el.get("id"): etree.QName(el).localname for el in process if etree.QName(el).localname in FLOW_NODE_TAGS}
+    elements = [el for el in process if isinstance(el.tag, str)]  # skip comments and processing instructions
+    nodes = {el.get("id"): etree.QName(el).localname for el in elements if etree.QName(el).localname in FLOW_NODE_TAGS}
     flows = [
         (el.get("id"), el.get("sourceRef"), el.get("targetRef")) for el in process.findall(_q(BPMN, "sequenceFlow"))
     ]

@@ -4,7 +4,7 @@ Called inside the same transaction as the state change, so lists never need to d
 """
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -25,9 +25,7 @@ from app.engine.models import (
 )
 from app.extensions import db
 
-_DURATION = re.compile(
-    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
-)
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
 
 
 def _due_at(task, created: datetime) -> datetime | None:
@@ -35,9 +33,9 @@ def _due_at(task, created: datetime) -> datetime | None:
     expression = task.task_spec.extensions.get("dueDate")
     if not expression:
         return None
-    match = _DURATION.match(expression.strip())
-    if match:
-        return created + timedelta(**{k: int(v) for k, v in match.groupdict().items() if v})
+    if _ISO_DURATION.match(expression.strip()):  # months and years count calendar months, as timers do
+        parsed = TimerEventDefinition.parse_iso_duration(expression.strip())
+        return created + TimerEventDefinition.get_timedelta_from_start(parsed, start=created)
     value = task.workflow.script_engine.evaluate(task, expression)
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

@@ -151,6 +151,7 @@ def _check_script(problems: list[Problem], file: str, element_id: str | None, so
 UNSUPPORTED = {
     "receiveTask": "use an intermediate catch event with a message definition",
     "sendTask": "use an intermediate throw event with a message definition",
+    "eventBasedGateway": "use boundary events on a user task, or separate processes started by messages",
 }
 
 

@@ -156,3 +156,30 @@ def test_audit_event_in_same_transaction_as_change(deploy_fixtures, case_factory
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == before
     assert db.session.scalar(select(func.count()).select_from(ProcessInstance)) == 0
     assert InstanceStatus.RUNNING.value == "running"
+
+
+def test_due_date_in_months_counts_calendar_months(deploy_fixtures, case_factory, clock):
+    from datetime import UTC, datetime
+
+    from tests.conftest import FIXTURES
+
+    text = (FIXTURES / "three_tasks.bpmn").read_text().replace('camunda:dueDate="P15D"', 'camunda:dueDate="P1M"')
+    with transaction():
+        engine.deploy([engine.SourceFile("three_tasks.bpmn", text)])
+    clock.set(datetime(2026, 1, 31, 9, 0, tzinfo=UTC))
+    start("three_tasks", case_factory())
+    [item] = open_items()
+    assert item.due_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # January has 31 days, like the timers count
+
+
+def test_event_based_gateway_is_refused_at_deploy(app):
+    from tests.conftest import FIXTURES
+
+    text = (
+        (FIXTURES / "child.bpmn")
+        .read_text()
+        .replace('<bpmn:endEvent id="end"/>', '<bpmn:endEvent id="end"/><bpmn:eventBasedGateway id="choose"/>')
+    )
+    with pytest.raises(engine.InvalidDefinition, match="eventBasedGateway is not supported"):
+        with transaction():
+            engine.deploy([engine.SourceFile("child.bpmn", text)])

@@ -123,3 +123,13 @@ def test_detox_months_outside_one_to_three_is_refused(flow):
     with pytest.raises(engine.InvalidSubmission) as err:
         flow.complete("detox_admission", {"admitted_on": "2026-03-02", "detox_months": 4}, case)
     assert "detox_months" in err.value.errors
+
+
+def test_fa39_age_read_from_resident_id_number_when_no_birth_date(flow):
+    """法39 needs the age: an 18-digit ID number carries the birth date (digits 7-14)."""
+    from app.cases.services import age
+
+    case = flow.new_case(id_number="440402201201154321", birth_date=None)
+    assert age(case, date(2026, 3, 2)) == 14
+    case = flow.new_case(id_number="G12345678", birth_date=None)
+    assert age(case, date(2026, 3, 2)) is None
