@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from app.audit.log import record
 from app.auth.models import JurisdictionNode, NodeLevel
-from app.cases.models import Case, CaseStatus
+from app.cases.models import Case, CaseStatus, Measure
 from app.core.clock import now
 from app.engine.services import ServiceError, service
 from app.extensions import db
@@ -99,8 +99,8 @@ def set_stage(data: dict, params: dict) -> dict:
 def update_case(data: dict, params: dict) -> dict:
     """Copy the data keys listed in the ``fields`` property into the case file.
 
-    ``tier`` sets the case's tier (audited as tier_changed) and ``term_started_on`` its term start; other
-    keys go to the case's facts.
+    ``tier`` sets the case's tier (audited as tier_changed), ``measure`` its measure (社区戒毒/社区康复) and
+    ``term_started_on`` its term start; other keys go to the case's facts.
     """
     case = _case(data)
     keys = [k.strip() for k in params.get("fields", "").split(",") if k.strip()]
@@ -115,6 +115,8 @@ def update_case(data: dict, params: dict) -> dict:
             if case.tier != value:
                 _audit("tier_changed", case, old=case.tier, new=value)
                 case.tier = value
+        elif key == "measure":
+            case.measure = Measure(value)
         elif key == "term_started_on":
             case.term_started_on = date.fromisoformat(str(value)) if value else None
         else:
