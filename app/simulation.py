@@ -8,10 +8,10 @@ transfers and suspensions. Used by ``flask demo simulate`` and ``flask demo seed
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app import engine
 from app.auth.models import JurisdictionNode, NodeLevel
@@ -24,9 +24,15 @@ from app.extensions import db
 
 #: Weighted answers for enum fields by field id; other enums take their first option most of the time.
 CHOICES: dict[str, list[tuple[str, float]]] = {
-    "result": [("negative", 0.9), ("positive", 0.03), ("refused", 0.03), ("missed", 0.04)],
+    "result": [("negative", 0.95), ("positive", 0.02), ("refused", 0.015), ("missed", 0.015)],
     "routing": [("community_treatment", 0.8), ("community_rehabilitation", 0.1), ("isolation", 0.1)],
     "employment": [("employed", 0.4), ("unemployed", 0.5), ("unable", 0.1)],
+    "measure": [("continue", 0.7), ("refer_isolation", 0.3)],
+    "job_status": [("retained", 0.85), ("lost", 0.15)],
+    "work_capacity": [("able", 0.85), ("unable", 0.15)],
+    "assessment_outcome": [("normal", 0.7), ("early_release", 0.2), ("extend", 0.1)],
+    "term_decision": [("normal", 0.7), ("early_release", 0.2), ("extend", 0.1)],
+    "family_support": [("good", 0.6), ("weak", 0.3), ("none", 0.1)],
 }
 #: Probability that a boolean field is ticked, by field id (default 0.1).
 TICKS: dict[str, float] = {
@@ -34,13 +40,21 @@ TICKS: dict[str, float] = {
     "office_signed": 1.0,
     "street_notified": 1.0,
     "good_reason": 0.3,
-    "can_work": 0.85,
     "retained": 0.8,
-    "approved": 0.7,
+    "left_county": 0.05,
+    "written_report": 0.9,
+    "leave_approved": 0.8,
+    "no_relapse": 0.9,
+    "person_reachable": 0.9,
+    "caseworker_contacted": 0.9,
+    "exempt": 0.5,
+    "contract_signed": 0.9,
     "family_support": 0.7,
     "pregnant": 0.02,
     "breastfeeding": 0.02,
 }
+#: A task is worked on once its due date is this many days away (a monthly check is not done on day one).
+WINDOW_DAYS = 3
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚"
 
@@ -155,10 +169,13 @@ def _run_worker() -> int:
 
 
 def _work_the_inbox(rng: random.Random, today: date) -> int:
-    """Complete what is open today (a few items are left for tomorrow, as in real offices)."""
+    """Complete what is open and due soon (scheduled checks are done near their date; a few wait a day)."""
     done = 0
+    horizon = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(days=WINDOW_DAYS)
     ids = db.session.scalars(
-        select(WorkItem.id).where(WorkItem.status == WorkItemStatus.OPEN).order_by(WorkItem.due_at)
+        select(WorkItem.id)
+        .where(WorkItem.status == WorkItemStatus.OPEN, or_(WorkItem.due_at.is_(None), WorkItem.due_at <= horizon))
+        .order_by(WorkItem.due_at)
     ).all()
     db.session.commit()
     for item_id in ids:
