@@ -167,12 +167,14 @@ def demo_cli():
 
 @demo_cli.command("seed")
 @click.option("--once", is_flag=True, help="Do nothing if demo data exists already.")
-def demo_seed(once: bool):
-    """Create the jurisdiction tree, demo users (password demo1234) and a few cases."""
+@click.option("--caseload", default=40, show_default=True, help="Synthetic cases run through recent months.")
+@click.option("--months", default=8, show_default=True, help="How many months of history to simulate.")
+def demo_seed(once: bool, caseload: int, months: int):
+    """Create the jurisdiction tree, demo users (password demo1234) and a lively caseload."""
     from app.demo import seed
 
     with transaction():
-        created = seed(skip_if_present=once)
+        created = seed(skip_if_present=once, caseload=caseload, months=months)
     click.echo("demo data created" if created else "demo data already present")
 
 

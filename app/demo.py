@@ -1,6 +1,6 @@
 """Demo data: a jurisdiction tree, one user per role (password demo1234) and a few cases in intake."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
@@ -13,8 +13,12 @@ DEMO_PASSWORD = "demo1234"
 PEOPLE = [("张伟", "440402199001011234"), ("李娜", "440402198805052345"), ("王强", "440402199512123456")]
 
 
-def seed(skip_if_present: bool = True) -> bool:
-    """Create the demo data; returns False (and does nothing) if the demo users exist already."""
+def seed(skip_if_present: bool = True, caseload: int = 0, months: int = 8) -> bool:
+    """Create the demo data; returns False (and does nothing) if the demo users exist already.
+
+    ``caseload`` more synthetic cases are run through the lifecycle for the last ``months`` months (see
+    app.simulation), so the app opens with work due, overdue and done.
+    """
     from app.extensions import db
 
     if skip_if_present and db.session.scalar(select(User.id).where(User.username == "admin")) is not None:
@@ -44,4 +48,10 @@ def seed(skip_if_present: bool = True) -> bool:
             open_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
         else:
             create_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
+    if caseload and "case" in deployed:
+        from app.core.clock import now
+        from app.simulation import simulate
+
+        db.session.commit()  # the simulation commits step by step
+        simulate(caseload, months / 12, seed=2026, start=now() - timedelta(days=months * 30))
     return True
