@@ -71,14 +71,13 @@ def list_command():
 @click.option("--batch", type=int, default=None, help="Instances per transaction.")
 def worker_command(once: bool, batch: int | None):
     """Fire due timers and deliver pending messages; run as many workers as you like on PostgreSQL."""
+    from app.worker import run_once
+
     batch = batch or current_app.config["WORKER_BATCH_SIZE"]
     idle = current_app.config["WORKER_IDLE_SECONDS"]
     total = 0
     while True:
-        with transaction():
-            fired = engine.fire_due_timers(batch)
-        with transaction():
-            delivered = engine.deliver_pending_messages(batch)
+        fired, delivered = run_once(batch)
         total += fired + delivered
         if fired == 0 and delivered == 0:
             if once:

@@ -21,6 +21,7 @@ from app.core.clock import FrozenClock
 from app.core.db import transaction
 from app.engine.models import WorkItem, WorkItemStatus
 from app.extensions import db
+from app.worker import drain
 
 #: Weighted answers for enum fields by field id; other enums take their first option most of the time.
 CHOICES: dict[str, list[tuple[str, float]]] = {
@@ -136,11 +137,11 @@ def simulate(
                     gender=rng.choice(["male", "male", "female"]),
                 )
         for _ in range(0, days, step_days):
-            report.timers_fired += _run_worker()
+            report.timers_fired += drain(200)
             _random_events(rng, communities)
             report.completed_tasks += _work_the_inbox(rng, clock.now().date())
             clock.advance(days=step_days)
-        report.timers_fired += _run_worker()
+        report.timers_fired += drain(200)
     finally:
         app.extensions["clock"] = real_clock
     for stage, status, reason, count in db.session.execute(
@@ -154,18 +155,6 @@ def simulate(
             report.outcomes[reason] += count
     report.seconds = time.perf_counter() - began
     return report
-
-
-def _run_worker() -> int:
-    fired = 0
-    while True:
-        with transaction():
-            n = engine.fire_due_timers(200)
-        with transaction():
-            m = engine.deliver_pending_messages(200)
-        fired += n
-        if n == 0 and m == 0:
-            return fired
 
 
 def _work_the_inbox(rng: random.Random, today: date) -> int:

@@ -9,10 +9,26 @@ from app import engine
 from app.audit.models import AuditEvent
 from app.cases.models import Case
 from app.core.db import transaction
-from app.engine.models import Incident, IncidentStatus, ProcessInstance, Timer, TimerStatus, WorkItem, WorkItemStatus
+from app.engine.models import (
+    Incident,
+    IncidentStatus,
+    Message,
+    ProcessInstance,
+    Timer,
+    TimerStatus,
+    WorkItem,
+    WorkItemStatus,
+)
 from app.extensions import db
+from app.worker import drain
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+
+
+def sent_payloads(case: Case, name: str) -> list:
+    """Payloads of the messages ``name`` sent for the case, oldest first."""
+    query = select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
+    return [m.event["payload"]["payload"] for m in db.session.scalars(query)]
 
 
 class Flow:
@@ -66,15 +82,7 @@ class Flow:
 
     def run_worker(self) -> int:
         """Fire every due timer and deliver queued messages until nothing is left; returns timers fired."""
-        fired = 0
-        while True:
-            with transaction():
-                n = engine.fire_due_timers(100)
-            with transaction():
-                m = engine.deliver_pending_messages(100)
-            fired += n
-            if n == 0 and m == 0:
-                return fired
+        return drain()
 
     def advance(self, **delta) -> int:
         """Move the clock and let the worker run; returns timers fired."""

@@ -3,11 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from app.cases.models import Measure
-from app.engine.models import InstanceStatus, Message
-from app.extensions import db
+from app.engine.models import InstanceStatus
+from tests.workflows.conftest import sent_payloads as messages
 
 DRAFT = {
     "treatment_measures": "每月尿检, 每旬面谈 monthly tests, talks every 10 days",
@@ -19,11 +18,6 @@ DRAFT = {
     "help_family": True,
 }
 SIGNED = {"person_signed": True, "office_signed": True, "signed_on": "2026-03-03"}
-
-
-def messages(case, name):
-    query = select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    return [m.event["payload"]["payload"] for m in db.session.scalars(query)]
 
 
 def sent(flow, case):

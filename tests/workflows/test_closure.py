@@ -14,8 +14,9 @@ from app.cases.models import CaseStatus
 from app.core.db import transaction
 from app.engine import specs
 from app.engine.models import InstanceStatus, Message, MessageStatus, MessageSubscription
-from app.engine.serialization import load_event, load_state
+from app.engine.serialization import load_state
 from app.extensions import db
+from tests.workflows.conftest import sent_payloads as messages
 
 BEIJING_MIDNIGHT_UTC = 16  # 00:00 Beijing is 16:00 UTC the day before
 TERM_START = date(2026, 3, 2)  # the day of reporting (条例14): the clock's today
@@ -23,14 +24,6 @@ TERM_END = datetime(2029, 3, 2, BEIJING_MIDNIGHT_UTC, tzinfo=UTC)  # end of the 
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def messages(case, name):
-    """Payloads of the messages ``name`` sent for the case, oldest first."""
-    rows = db.session.scalars(
-        select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    )
-    return [load_event(row.event).payload["payload"] for row in rows]
 
 
 def start_term(flow, years=3, **fields):

@@ -3,21 +3,15 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from app import engine
 from app.core.db import transaction
-from app.engine.models import InstanceStatus, Message
-from app.extensions import db
+from app.engine.models import InstanceStatus
 from tests.workflows.conftest import WORKFLOWS
+from tests.workflows.conftest import sent_payloads as messages
 
 ASSESSMENT = {"skills": "厨师 cook", "health": "healthy", "work_capacity": "able", "wants_training": False}
 MATCH = {"placement_site_type": "sunshine_station", "placement_site": "拱北阳光驿站", "position": "厨工"}
-
-
-def messages(case, name):
-    query = select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    return [m.event["payload"]["payload"] for m in db.session.scalars(query)]
 
 
 def open_employment(flow, case):

@@ -4,11 +4,11 @@ and appeals, 条例27 2-year term, 法47/条例33 early release and extension, �
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from app.engine.errors import InvalidSubmission
-from app.engine.models import InstanceStatus, Message
+from app.engine.models import InstanceStatus
 from app.extensions import db
+from tests.workflows.conftest import sent_payloads as _sent
 
 ADULT = date(1990, 5, 1)
 DECISION = {"isolation_decision_number": "珠公强戒决字〔2026〕12号", "isolation_decided_on": "2026-03-02"}
@@ -22,11 +22,6 @@ DECIDED = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
 def _open(flow, case):
     """Open work of this case in isolation_referral.bpmn (other stages' diagrams may open their own)."""
     return sorted(i.element_id for i in flow.items(case) if i.process_key == "isolation_referral")
-
-
-def _sent(case, name):
-    query = select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    return [m.event["payload"]["payload"] for m in db.session.scalars(query)]
 
 
 def _instance(flow, case):

@@ -10,11 +10,9 @@ The process ends once the agreement is signed and supervision (supervision_cycle
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 
-from app.engine.models import InstanceStatus, Message
-from app.engine.serialization import load_event
-from app.extensions import db
+from app.engine.models import InstanceStatus
+from tests.workflows.conftest import sent_payloads as messages
 
 HANDOVER = {"received_on": "2026-03-02", "received_by": "李社工", "handover_receipt_no": "渝必接〔2026〕031号"}
 AGREEMENT = {
@@ -28,14 +26,6 @@ AGREEMENT = {
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def messages(case, name):
-    """Payloads of the messages ``name`` sent for the case, oldest first."""
-    rows = db.session.scalars(
-        select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    )
-    return [load_event(row.event).payload["payload"] for row in rows]
 
 
 def open_tasks(flow, case):

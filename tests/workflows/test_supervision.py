@@ -7,14 +7,12 @@ check → violations reported (条例20/21) → the next cycle starts as a new i
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from app import engine
 from app.cases.models import CaseStatus
 from app.core.db import transaction
-from app.engine.models import InstanceStatus, Message
-from app.engine.serialization import load_event
-from app.extensions import db
+from app.engine.models import InstanceStatus
+from tests.workflows.conftest import sent_payloads as messages
 
 BASELINE = "基础分 baseline"
 STABLE = {"negative_streak": 3}  # three negative tests in a row and no points: blue
@@ -32,14 +30,6 @@ def start(flow, case, cycle=1):
 def check(flow, case, result="negative", method="in_person", **answers):
     flow.complete("drug_test_check", {"result": result, "method": method, **answers}, case=case)
     assert flow.incidents() == []
-
-
-def messages(case, name):
-    """Payloads of the messages ``name`` sent for the case, oldest first."""
-    rows = db.session.scalars(
-        select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    )
-    return [load_event(row.event).payload["payload"] for row in rows]
 
 
 def violations(case):

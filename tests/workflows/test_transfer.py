@@ -13,22 +13,15 @@ from sqlalchemy import select
 from app import engine
 from app.core.db import transaction
 from app.engine import specs
-from app.engine.models import InstanceStatus, Message, WorkItem
-from app.engine.serialization import load_event, load_state
+from app.engine.models import InstanceStatus, WorkItem
+from app.engine.serialization import load_state
 from app.extensions import db
+from tests.workflows.conftest import sent_payloads as messages
 
 TERM_START = date(2026, 1, 10)  # reported two months before the clock's today (2026-03-02)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-def messages(case, name):
-    """Payloads of the messages ``name`` sent for the case, oldest first."""
-    rows = db.session.scalars(
-        select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    )
-    return [load_event(row.event).payload["payload"] for row in rows]
 
 
 def reached(instance, element_id) -> bool:

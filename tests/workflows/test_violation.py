@@ -3,10 +3,9 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
-from app.engine.models import InstanceStatus, Message
-from app.extensions import db
+from app.engine.models import InstanceStatus
+from tests.workflows.conftest import sent_payloads as _sent
 
 REPORT = {"reported_at": "2026-03-02T10:00:00", "police_unit": "拱北派出所", "report_summary": "第三次拒绝尿检"}
 TALK = {"talk_on": "2026-03-03", "talk_record": "告知违规后果 explained the consequences", "person_signed": True}
@@ -15,11 +14,6 @@ TALK = {"talk_on": "2026-03-03", "talk_record": "告知违规后果 explained th
 def _open(flow, case):
     """Open work of this case in violation.bpmn (other stages' diagrams may open their own work)."""
     return sorted(i.element_id for i in flow.items(case) if i.process_key == "violation")
-
-
-def _sent(case, name):
-    query = select(Message).where(Message.case_id == case.id, Message.name == name).order_by(Message.id)
-    return [m.event["payload"]["payload"] for m in db.session.scalars(query)]
 
 
 def _status(flow, case):
