@@ -15,7 +15,7 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"autoflush": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -4,13 +4,14 @@ Called inside the same transaction as the state change, so lists never need to d
 """
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from app.audit.log import record
 from app.auth.roles import role_for_lane
@@ -54,120 +55,164 @@ def _candidate_role(task_spec) -> str | None:
     return role_for_lane(groups) if groups else role_for_lane(task_spec.lane)
 
 
-def project(instance: ProcessInstance, workflow, at: datetime, actor_id: int | None = None) -> tuple[list, int]:
-    """Bring work items, timers and message subscriptions of ``instance`` in line with ``workflow``.
+@dataclass
+class Snapshot:
+    """What of a workflow is projected: READY user tasks, waiting timers (with due times), waiting messages.
 
-    Returns the work items opened by this call and the number of timers that fired.
+    The rows in work_item/timer/message_subscription always mirror the snapshot of the last saved state, so a
+    job that knows the snapshot before it ran only touches the rows that changed, without reading them first.
     """
-    opened = _project_work_items(instance, workflow, at, actor_id)
-    fired = _project_waiting_events(instance, workflow, at)
-    return opened, fired
+
+    ready: dict[str, object] = field(default_factory=dict)
+    timers: dict[str, tuple[object, datetime]] = field(default_factory=dict)
+    messages: dict[str, tuple[object, str]] = field(default_factory=dict)
 
 
-def _project_work_items(instance, workflow, at, actor_id) -> list[WorkItem]:
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-    existing = {
-        item.task_id: item
-        for item in db.session.scalars(
-            select(WorkItem).where(WorkItem.instance_id == instance.id, WorkItem.status == WorkItemStatus.OPEN)
-        )
-    }
-    opened = []
-    for task_id, task in ready.items():
-        if task_id in existing:
-            continue
-        spec = task.task_spec
-        item = WorkItem(
-            instance_id=instance.id,
-            case_id=instance.case_id,
-            task_id=task_id,
-            element_id=spec.bpmn_id or spec.name,
-            name=spec.bpmn_name or spec.bpmn_id or spec.name,
-            process_key=instance.process_key,
-            lane=spec.lane,
-            candidate_role=_candidate_role(spec),
-            jurisdiction_id=instance.jurisdiction_id,
-            status=WorkItemStatus.OPEN,
-            due_at=_due_at(task, at),
-            legal_basis=_legal_basis(spec),
-            form=describe_form(spec),
-            documentation=spec.documentation,
-            created_at=at,
-        )
-        db.session.add(item)
-        opened.append(item)
-    if opened:
-        db.session.flush()
-        for item in opened:
-            record(
-                "task_created",
-                actor_id=actor_id,
-                case_id=instance.case_id,
-                instance_id=instance.id,
-                jurisdiction_id=instance.jurisdiction_id,
-                payload={"work_item_id": item.id, "element_id": item.element_id, "role": item.candidate_role},
-            )
-    for task_id, item in existing.items():
-        if task_id not in ready:  # interrupted (boundary event, cancel) without being completed
-            item.status = WorkItemStatus.CANCELLED
-            record(
-                "task_cancelled",
-                actor_id=actor_id,
-                case_id=instance.case_id,
-                instance_id=instance.id,
-                jurisdiction_id=instance.jurisdiction_id,
-                payload={"work_item_id": item.id, "element_id": item.element_id},
-            )
-    return opened
-
-
-def _waiting_event_tasks(workflow):
+def snapshot(workflow) -> Snapshot:
+    """The projected parts of a workflow, keyed by task id."""
+    shot = Snapshot(ready={str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)})
     for task in workflow.get_tasks(state=TaskState.WAITING):
         definition = getattr(task.task_spec, "event_definition", None)
-        if definition is not None:
-            yield task, definition
-
-
-def _project_waiting_events(instance, workflow, at) -> int:
-    timers, messages = {}, {}
-    for task, definition in _waiting_event_tasks(workflow):
         if isinstance(definition, TimerEventDefinition):
             value = task._get_internal_data("event_value")
             if isinstance(value, dict):  # cycle timers keep {"next": ...}
                 value = value.get("next")
             if value:
-                timers[str(task.id)] = (task, datetime.fromisoformat(value))
+                shot.timers[str(task.id)] = (task, datetime.fromisoformat(value))
         elif isinstance(definition, MessageEventDefinition):
-            messages[str(task.id)] = (task, definition.name)
+            shot.messages[str(task.id)] = (task, definition.name)
+    return shot
 
-    existing_timers = {
-        t.task_id: t
-        for t in db.session.scalars(
-            select(Timer).where(Timer.instance_id == instance.id, Timer.status == TimerStatus.WAITING)
+
+def _snapshot_from_rows(instance: ProcessInstance) -> Snapshot:
+    """The snapshot the rows describe (when the caller does not know the state before the job)."""
+    db.session.flush()  # autoflush is off: rows changed earlier in this transaction must be visible
+    shot = Snapshot()
+    shot.ready = dict.fromkeys(
+        db.session.scalars(
+            select(WorkItem.task_id).where(WorkItem.instance_id == instance.id, WorkItem.status == WorkItemStatus.OPEN)
         )
-    }
-    for task_id, (task, due_at) in timers.items():
-        row = existing_timers.pop(task_id, None)
-        if row is not None:
-            row.due_at = due_at  # cycle timers move on
-            continue
-        spec = task.task_spec
-        db.session.add(
-            Timer(
-                instance_id=instance.id,
-                case_id=instance.case_id,
-                task_id=task_id,
-                element_id=spec.bpmn_id or spec.name,
-                kind="boundary" if hasattr(spec, "cancel_activity") else "intermediate",
-                interrupting=bool(getattr(spec, "cancel_activity", True)),
-                due_at=due_at,
-                status=TimerStatus.WAITING,
-                created_at=at,
+    )
+    for task_id, due_at in db.session.execute(
+        select(Timer.task_id, Timer.due_at).where(Timer.instance_id == instance.id, Timer.status == TimerStatus.WAITING)
+    ):
+        shot.timers[task_id] = (None, due_at)
+    for task_id, name in db.session.execute(
+        select(MessageSubscription.task_id, MessageSubscription.name).where(
+            MessageSubscription.instance_id == instance.id
+        )
+    ):
+        shot.messages[task_id] = (None, name)
+    return shot
+
+
+def project(
+    instance: ProcessInstance, workflow, at: datetime, actor_id: int | None = None, before: Snapshot | None = None
+) -> tuple[list, int]:
+    """Bring work items, timers and message subscriptions of ``instance`` in line with ``workflow``.
+
+    ``before`` is the snapshot of the state the rows currently mirror (read from the rows when not given).
+    Everything that can fail (due-date expressions) is evaluated before the first row is written.
+    Returns the work items opened by this call and the number of timers that fired.
+    """
+    before = before if before is not None else _snapshot_from_rows(instance)
+    after = snapshot(workflow)
+    new_items = [_new_work_item(instance, task, at) for tid, task in after.ready.items() if tid not in before.ready]
+    opened = _write_work_items(instance, new_items, set(before.ready) - set(after.ready), actor_id)
+    fired = _write_timers(instance, workflow, before, after, at)
+    _write_subscriptions(instance, before, after, at)
+    return opened, fired
+
+
+def _new_work_item(instance: ProcessInstance, task, at: datetime) -> WorkItem:
+    spec = task.task_spec
+    return WorkItem(
+        instance_id=instance.id,
+        case_id=instance.case_id,
+        task_id=str(task.id),
+        element_id=spec.bpmn_id or spec.name,
+        name=spec.bpmn_name or spec.bpmn_id or spec.name,
+        process_key=instance.process_key,
+        lane=spec.lane,
+        candidate_role=_candidate_role(spec),
+        jurisdiction_id=instance.jurisdiction_id,
+        status=WorkItemStatus.OPEN,
+        due_at=_due_at(task, at),
+        legal_basis=_legal_basis(spec),
+        form=describe_form(spec),
+        documentation=spec.documentation,
+        created_at=at,
+    )
+
+
+def _audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
+    record(
+        type_,
+        actor_id=actor_id,
+        case_id=instance.case_id,
+        instance_id=instance.id,
+        jurisdiction_id=instance.jurisdiction_id,
+        payload=payload,
+    )
+
+
+def _write_work_items(instance, new_items: list[WorkItem], gone: set[str], actor_id) -> list[WorkItem]:
+    if new_items:
+        db.session.add_all(new_items)
+        db.session.flush()
+        for item in new_items:
+            _audit(
+                "task_created",
+                instance,
+                actor_id,
+                work_item_id=item.id,
+                element_id=item.element_id,
+                role=item.candidate_role,
             )
-        )
+    if gone:  # interrupted (boundary event, cancel) without being completed
+        for item in db.session.scalars(
+            select(WorkItem).where(
+                WorkItem.instance_id == instance.id, WorkItem.task_id.in_(gone), WorkItem.status == WorkItemStatus.OPEN
+            )
+        ):
+            item.status = WorkItemStatus.CANCELLED
+            _audit("task_cancelled", instance, actor_id, work_item_id=item.id, element_id=item.element_id)
+    return new_items
+
+
+def _write_timers(instance, workflow, before: Snapshot, after: Snapshot, at: datetime) -> int:
+    for task_id, (task, due_at) in after.timers.items():
+        if task_id not in before.timers:
+            spec = task.task_spec
+            db.session.add(
+                Timer(
+                    instance_id=instance.id,
+                    case_id=instance.case_id,
+                    task_id=task_id,
+                    element_id=spec.bpmn_id or spec.name,
+                    kind="boundary" if hasattr(spec, "cancel_activity") else "intermediate",
+                    interrupting=bool(getattr(spec, "cancel_activity", True)),
+                    due_at=due_at,
+                    status=TimerStatus.WAITING,
+                    created_at=at,
+                )
+            )
+        elif before.timers[task_id][1] != due_at:  # cycle timers move on
+            db.session.execute(
+                update(Timer)
+                .where(Timer.instance_id == instance.id, Timer.task_id == task_id, Timer.status == TimerStatus.WAITING)
+                .values(due_at=due_at)
+            )
+    vanished = set(before.timers) - set(after.timers)
+    if not vanished:
+        return 0
     fired_count = 0
-    for task_id, row in existing_timers.items():
-        task = workflow.get_task_from_id(UUID(task_id))
+    for row in db.session.scalars(
+        select(Timer)
+        .where(Timer.instance_id == instance.id, Timer.task_id.in_(vanished), Timer.status == TimerStatus.WAITING)
+        .order_by(Timer.due_at, Timer.id)  # audited in the order they fell due
+    ):
+        task = workflow.get_task_from_id(UUID(row.task_id))
         if task is None:  # a fired non-interrupting boundary timer leaves the tree; a cancelled one stays in it
             fired = row.due_at < at
         else:
@@ -179,20 +224,15 @@ def _project_waiting_events(instance, workflow, at) -> int:
         if fired:
             fired_count += 1
             row.fired_at = at
-            record(
-                "timer_fired",
-                case_id=instance.case_id,
-                instance_id=instance.id,
-                jurisdiction_id=instance.jurisdiction_id,
-                payload={"timer_id": row.id, "element_id": row.element_id, "due_at": row.due_at.isoformat()},
+            _audit(
+                "timer_fired", instance, None, timer_id=row.id, element_id=row.element_id, due_at=row.due_at.isoformat()
             )
+    return fired_count
 
-    existing_subs = {
-        s.task_id: s
-        for s in db.session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))
-    }
-    for task_id, (task, name) in messages.items():
-        if existing_subs.pop(task_id, None) is None:
+
+def _write_subscriptions(instance, before: Snapshot, after: Snapshot, at: datetime) -> None:
+    for task_id, (task, name) in after.messages.items():
+        if task_id not in before.messages:
             spec = task.task_spec
             db.session.add(
                 MessageSubscription(
@@ -204,6 +244,10 @@ def _project_waiting_events(instance, workflow, at) -> int:
                     created_at=at,
                 )
             )
-    for row in existing_subs.values():
-        db.session.delete(row)
-    return fired_count
+    vanished = set(before.messages) - set(after.messages)
+    if vanished:
+        db.session.execute(
+            delete(MessageSubscription).where(
+                MessageSubscription.instance_id == instance.id, MessageSubscription.task_id.in_(vanished)
+            )
+        )

@@ -6,6 +6,7 @@ writers), saves under an optimistic version check, and writes its audit events i
 """
 
 import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -39,7 +40,7 @@ from app.engine.models import (
     WorkItem,
     WorkItemStatus,
 )
-from app.engine.projection import project
+from app.engine.projection import Snapshot, project, snapshot
 from app.engine.script_env import make_script_engine
 from app.engine.serialization import dump_event, dump_state, load_event, load_state
 from app.extensions import db
@@ -124,7 +125,13 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _advance(
-    instance: ProcessInstance, workflow: BpmnWorkflow, job: str, at: datetime, actor_id: int | None, depth: int = 0
+    instance: ProcessInstance,
+    workflow: BpmnWorkflow,
+    job: str,
+    at: datetime,
+    actor_id: int | None,
+    depth: int = 0,
+    before: Snapshot | None = None,
 ) -> tuple[list[WorkItem], Incident | None, int]:
     """Run engine steps until the instance waits, then save and project; a failure leaves the last good state.
 
@@ -132,22 +139,25 @@ def _advance(
     instance is saved in that state with an open incident, and nothing the steps did is kept.
     Returns the work items opened, the incident raised (if any) and the number of timers that fired.
     """
-    snapshot = dump_state(workflow)
+    saved = dump_state(workflow)
     guard = _StepGuard()
     events = []
+    # Only service tasks write to the database while steps run; without them a failure happens before the
+    # first write (projection evaluates due dates before it writes), so no savepoint is needed.
+    savepoint = db.session.begin_nested() if specs.has_service_tasks(instance.bundle_sha256) else nullcontext()
     try:
-        with db.session.begin_nested(), engine_time(at):
+        with savepoint, engine_time(at):
             workflow.do_engine_steps(will_complete_task=guard)
-            opened, fired = project(instance, workflow, at, actor_id)
+            opened, fired = project(instance, workflow, at, actor_id, before)
             events = workflow.get_events()
             instance.state = dump_state(workflow)
+            instance.updated_at = at
             db.session.flush()
     except StaleDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
-        return [], _raise_incident(instance, snapshot, job, at, actor_id, guard.element_id, exc), 0
+        return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
-    instance.updated_at = at
     if workflow.is_completed():
         instance.status = InstanceStatus.COMPLETED
         instance.completed_at = at
@@ -158,11 +168,11 @@ def _advance(
     return opened, None, fired
 
 
-def _raise_incident(instance, snapshot, job, at, actor_id, element_id, exc) -> Incident:
-    workflow = load_state(snapshot, specs.specs_of(instance.bundle_sha256))
+def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Incident:
+    workflow = load_state(saved, specs.specs_of(instance.bundle_sha256))
     with engine_time(at):
         project(instance, workflow, at, actor_id)
-    instance.state = snapshot
+    instance.state = saved
     instance.status = InstanceStatus.INCIDENT
     instance.updated_at = at
     incident = db.session.scalars(
@@ -247,7 +257,7 @@ def start_process(
             workflow.do_engine_steps()  # reach the message start event
             if not _catch(workflow, message):
                 raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
-    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth)
+    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot())
     return _info(instance, opened, incident)
 
 
@@ -296,6 +306,8 @@ def complete_work_item(
     task = workflow.get_task_from_id(UUID(item.task_id))
     if task is None or task.state != TaskState.READY:  # task.run() does not check this itself
         raise Conflict("this task is no longer waiting; nothing was changed")
+    before = snapshot(workflow)
+    before.ready.pop(item.task_id)  # its row is completed here, not by the projection
     with engine_time(at):
         task.set_data(**cleaned)
         task.run()
@@ -303,7 +315,7 @@ def complete_work_item(
     item.completed_at = at
     item.completed_by_id = actor_id
     _audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
-    opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id)
+    opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before)
     try:
         db.session.flush()
     except StaleDataError as exc:
@@ -333,9 +345,10 @@ def fire_due_timers(limit: int = 50) -> int:
     for instance_id in dict.fromkeys(instance_ids):
         instance = db.session.get(ProcessInstance, instance_id)
         workflow = _load(instance)
+        before = snapshot(workflow)
         with engine_time(at):
             workflow.refresh_timers()
-        _, _, count = _advance(instance, workflow, "timer", at, None)
+        _, _, count = _advance(instance, workflow, "timer", at, None, before=before)
         fired += count
     return fired
 
@@ -389,12 +402,13 @@ def _deliver(message: Message, at: datetime, actor_id: int | None, depth: int, j
         if target.status != InstanceStatus.RUNNING:
             return False
         workflow = _load(target)
+        before = snapshot(workflow)
         with engine_time(at):
             caught = _catch(workflow, load_event(message.event))
         if not caught:
             return False
         _mark_delivered(message, target, at, actor_id)
-        _advance(target, workflow, "message", at, actor_id, depth)
+        _advance(target, workflow, "message", at, actor_id, depth, before=before)
         return True
     starters = specs.processes_started_by(message.name)
     if not starters:
@@ -485,6 +499,7 @@ def retry_incident(incident_id: int, actor_id: int | None = None, data: dict | N
         raise Conflict(f"incident {incident_id} is already resolved")
     at = now()
     workflow = _load(instance)
+    before = snapshot(workflow)
     if data:
         for task in workflow.get_tasks(state=TaskState.READY | TaskState.ERROR):
             if not task.task_spec.manual:
@@ -493,7 +508,7 @@ def retry_incident(incident_id: int, actor_id: int | None = None, data: dict | N
         task._set_state(TaskState.READY)
     instance.status = InstanceStatus.RUNNING
     _audit("incident_retried", instance, actor_id, incident_id=incident.id, data=data or {})
-    opened, again, _ = _advance(instance, workflow, "retry", at, actor_id)
+    opened, again, _ = _advance(instance, workflow, "retry", at, actor_id, before=before)
     if again is None:
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = at

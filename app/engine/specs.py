@@ -22,7 +22,7 @@ from app.engine.models import DefinitionKind, ProcessDefinition, SpecBundle
 from app.engine.parser import RehabParser
 from app.engine.script_env import check_script
 from app.engine.serialization import dump_specs, load_specs
-from app.engine.services import known_topics
+from app.engine.services import TopicServiceTask, known_topics
 from app.extensions import db
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -486,3 +486,20 @@ def specs_of(bundle_sha256: str):
     if len(_spec_cache) > _SPEC_CACHE_SIZE:
         _spec_cache.popitem(last=False)
     return specs
+
+
+_service_specs: dict[str, bool] = {}
+
+
+def has_service_tasks(bundle_sha256: str) -> bool:
+    """Whether a bundle's processes contain service tasks (which write to the database while steps run)."""
+    found = _service_specs.get(bundle_sha256)
+    if found is None:
+        spec, subprocess_specs = specs_of(bundle_sha256)
+        found = any(
+            isinstance(task_spec, TopicServiceTask)
+            for process in (spec, *subprocess_specs.values())
+            for task_spec in process.task_specs.values()
+        )
+        _service_specs[bundle_sha256] = found
+    return found
