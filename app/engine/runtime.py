@@ -223,8 +223,8 @@ def start_process(
 ) -> InstanceInfo:
     """Start the newest version of process ``key`` for a case and run it until it waits."""
     at = now()
-    definition, bundle = specs.bundle_for(key)
-    spec, subprocess_specs = specs.specs_of(bundle.sha256)
+    definition, bundle_sha256 = specs.bundle_for(key)
+    spec, subprocess_specs = specs.specs_of(bundle_sha256)
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
     start_data = {"case_id": case_id, **(data or {})}
     for task in workflow.get_tasks(state=TaskState.READY):
@@ -232,7 +232,7 @@ def start_process(
     instance = ProcessInstance(
         case_id=case_id,
         definition_id=definition.id,
-        bundle_sha256=bundle.sha256,
+        bundle_sha256=bundle_sha256,
         process_key=key,
         jurisdiction_id=jurisdiction_id,
         status=InstanceStatus.RUNNING,
@@ -287,11 +287,13 @@ def complete_work_item(
         InvalidSubmission: the data fails the task's form; nothing changed.
         NotRunnable: the instance is suspended or stopped at an incident.
     """
-    item = db.session.get(WorkItem, work_item_id)
-    if item is None:
+    instance_id = db.session.scalar(select(WorkItem.instance_id).where(WorkItem.id == work_item_id))
+    if instance_id is None:
         raise NotFound(f"no work item {work_item_id}")
-    instance = _lock_instance(item.instance_id)  # lock order: instance, then its rows
-    db.session.refresh(item)
+    instance = _lock_instance(instance_id)  # lock order: instance, then its rows
+    item = db.session.scalars(
+        select(WorkItem).where(WorkItem.id == work_item_id).execution_options(populate_existing=True)
+    ).one()
     if item.status != WorkItemStatus.OPEN:
         who = f" by user {item.completed_by_id}" if item.completed_by_id else ""
         raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")

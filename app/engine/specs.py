@@ -442,26 +442,26 @@ def processes_started_by(message_name: str) -> list[ProcessDefinition]:
 # --- bundles --------------------------------------------------------------------------------------------------
 
 
-def bundle_for(key: str) -> tuple[ProcessDefinition, SpecBundle]:
-    """The runnable bundle for the newest version of process ``key`` (built and stored once per content)."""
-    definition = latest_definition(key)
+def bundle_for(key: str) -> tuple[ProcessDefinition, str]:
+    """The newest version of process ``key`` and the sha256 of its runnable bundle (built once per content)."""
+    closure = {d.key: d for d in latest_definitions_closure({key})}
+    definition = closure.get(key)
+    if definition is None:
+        raise NotFound(f"no deployed process or decision {key!r}")
     if definition.kind != DefinitionKind.BPMN:
         raise NotFound(f"{key!r} is a decision, not a process")
-    closure = {d.key: d for d in latest_definitions_closure({key})}
     digest = hashlib.sha256("|".join(f"{k}:{closure[k].sha256}" for k in sorted(closure)).encode()).hexdigest()
-    bundle = db.session.get(SpecBundle, digest)
-    if bundle is not None:
-        return definition, bundle
+    if db.session.scalar(select(SpecBundle.sha256).where(SpecBundle.sha256 == digest)):
+        return definition, digest
     parsed = [_parse_xml(SourceFile(d.file_name, d.xml))[0] for d in closure.values()]
     parser = _build_parser(parsed)
     content = dump_specs(parser.get_spec(key), parser.get_subprocess_specs(key))
-    bundle = SpecBundle(sha256=digest, content=content, created_at=now())
     try:
         with db.session.begin_nested():
-            db.session.add(bundle)
+            db.session.add(SpecBundle(sha256=digest, content=content, created_at=now()))
     except IntegrityError:  # another process stored the same bundle first
-        bundle = db.session.get(SpecBundle, digest)
-    return definition, bundle
+        pass
+    return definition, digest
 
 
 _spec_cache: "OrderedDict[str, tuple]" = OrderedDict()
