@@ -145,7 +145,8 @@ def _new_work_item(instance: ProcessInstance, task, at: datetime) -> WorkItem:
     )
 
 
-def _audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
+def audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
+    """Record an event about an instance (its case, jurisdiction) in the current transaction."""
     record(
         type_,
         actor_id=actor_id,
@@ -161,7 +162,7 @@ def _write_work_items(instance, new_items: list[WorkItem], gone: set[str], actor
         db.session.add_all(new_items)
         db.session.flush()
         for item in new_items:
-            _audit(
+            audit(
                 "task_created",
                 instance,
                 actor_id,
@@ -176,7 +177,7 @@ def _write_work_items(instance, new_items: list[WorkItem], gone: set[str], actor
             )
         ):
             item.status = WorkItemStatus.CANCELLED
-            _audit("task_cancelled", instance, actor_id, work_item_id=item.id, element_id=item.element_id)
+            audit("task_cancelled", instance, actor_id, work_item_id=item.id, element_id=item.element_id)
     return new_items
 
 
@@ -224,7 +225,7 @@ def _write_timers(instance, workflow, before: Snapshot, after: Snapshot, at: dat
         if fired:
             fired_count += 1
             row.fired_at = at
-            _audit(
+            audit(
                 "timer_fired", instance, None, timer_id=row.id, element_id=row.element_id, due_at=row.due_at.isoformat()
             )
     return fired_count

@@ -40,7 +40,7 @@ from app.engine.models import (
     WorkItem,
     WorkItemStatus,
 )
-from app.engine.projection import Snapshot, project, snapshot
+from app.engine.projection import Snapshot, audit, project, snapshot
 from app.engine.script_env import make_script_engine
 from app.engine.serialization import dump_event, dump_state, load_event, load_state
 from app.extensions import db
@@ -88,17 +88,6 @@ def _info(instance: ProcessInstance, opened=(), incident: Incident | None = None
     )
 
 
-def _audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
-    record(
-        type_,
-        actor_id=actor_id,
-        case_id=instance.case_id,
-        instance_id=instance.id,
-        jurisdiction_id=instance.jurisdiction_id,
-        payload=payload,
-    )
-
-
 class _StepGuard:
     """Stops a call that runs too many steps or too long: endless loops in the diagram become incidents."""
 
@@ -142,15 +131,16 @@ def _advance(
     saved = dump_state(workflow)
     guard = _StepGuard()
     events = []
-    # Only service tasks write to the database while steps run; without them a failure happens before the
-    # first write (projection evaluates due dates before it writes), so no savepoint is needed.
+    # Only service tasks write to the database while steps run; without them every failure of user-authored
+    # logic (scripts, conditions, unstorable data, due dates) happens before the first write, so no savepoint.
     savepoint = db.session.begin_nested() if specs.has_service_tasks(instance.bundle_sha256) else nullcontext()
     try:
         with savepoint, engine_time(at):
             workflow.do_engine_steps(will_complete_task=guard)
-            opened, fired = project(instance, workflow, at, actor_id, before)
             events = workflow.get_events()
-            instance.state = dump_state(workflow)
+            state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
+            opened, fired = project(instance, workflow, at, actor_id, before)
+            instance.state = state
             instance.updated_at = at
             db.session.flush()
     except StaleDataError:
@@ -161,7 +151,7 @@ def _advance(
     if workflow.is_completed():
         instance.status = InstanceStatus.COMPLETED
         instance.completed_at = at
-        _audit("instance_completed", instance, actor_id, process_key=instance.process_key)
+        audit("instance_completed", instance, actor_id, process_key=instance.process_key)
     db.session.flush()
     for event in events:
         _send(instance, event, at, actor_id, depth)
@@ -195,7 +185,7 @@ def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Inci
         incident.error = _error_text(exc)
         incident.element_id = element_id
     db.session.flush()
-    _audit(
+    audit(
         "incident_raised",
         instance,
         actor_id,
@@ -244,7 +234,7 @@ def start_process(
     )
     db.session.add(instance)
     db.session.flush()
-    _audit(
+    audit(
         "instance_started",
         instance,
         actor_id,
@@ -316,7 +306,7 @@ def complete_work_item(
     item.status = WorkItemStatus.COMPLETED
     item.completed_at = at
     item.completed_by_id = actor_id
-    _audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
+    audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
     opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before)
     try:
         db.session.flush()
@@ -386,7 +376,7 @@ def _send(source: ProcessInstance, event, at: datetime, actor_id: int | None, de
     )
     db.session.add(message)
     db.session.flush()
-    _audit("message_sent", source, actor_id, message_id=message.id, name=message.name)
+    audit("message_sent", source, actor_id, message_id=message.id, name=message.name)
     if depth < MAX_INLINE_DELIVERY_DEPTH:
         _deliver(message, at, actor_id, depth + 1, source.jurisdiction_id)
 
@@ -434,7 +424,7 @@ def _mark_delivered(message: Message, target: ProcessInstance, at: datetime, act
     message.status = MessageStatus.DELIVERED
     message.delivered_at = at
     message.target_instance_id = target.id
-    _audit(
+    audit(
         "message_delivered",
         target,
         actor_id,
@@ -509,11 +499,11 @@ def retry_incident(incident_id: int, actor_id: int | None = None, data: dict | N
     for task in workflow.get_tasks(state=TaskState.ERROR):
         task._set_state(TaskState.READY)
     instance.status = InstanceStatus.RUNNING
-    _audit("incident_retried", instance, actor_id, incident_id=incident.id, data=data or {})
+    audit("incident_retried", instance, actor_id, incident_id=incident.id, data=data or {})
     opened, again, _ = _advance(instance, workflow, "retry", at, actor_id, before=before)
     if again is None:
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = at
-        _audit("incident_resolved", instance, actor_id, incident_id=incident.id)
+        audit("incident_resolved", instance, actor_id, incident_id=incident.id)
     db.session.flush()
     return _info(instance, opened, again)

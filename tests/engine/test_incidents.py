@@ -74,3 +74,20 @@ def test_sandbox_blocks_escape_at_run_time_as_incident(deploy_fixtures, case_fac
     [incident] = db.session.scalars(select(Incident)).all()
     assert incident.element_id == "divide" and reason in incident.error
     assert "root:" not in incident.error  # /etc/passwd was not read
+
+
+def test_unstorable_data_left_by_a_script_is_an_incident_and_writes_nothing(deploy_fixtures, case_factory):
+    from tests.conftest import FIXTURES
+
+    text = (FIXTURES / "failing.bpmn").read_text().replace("partial = 1\nratio = 10 / divisor", "tags = {1, 2}")
+    with transaction():
+        engine.deploy([engine.SourceFile("failing.bpmn", text)])
+    start("failing", case_factory(), {"divisor": 1})
+    complete(open_items()[0].id)
+    [incident] = db.session.scalars(select(Incident)).all()
+    assert "not JSON serializable" in incident.error
+    assert open_items() == []  # the next user task was not opened for a state that was never saved
+    from app.audit.models import AuditEvent
+
+    created = db.session.scalars(select(AuditEvent.payload).where(AuditEvent.type == "task_created")).all()
+    assert [p["element_id"] for p in created] == ["first"]
