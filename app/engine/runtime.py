@@ -307,8 +307,8 @@ def complete_work_item(
     item.completed_at = at
     item.completed_by_id = actor_id
     audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
-    opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before)
     try:
+        opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before)
         db.session.flush()
     except StaleDataError as exc:
         raise Conflict("someone else changed this case at the same time; nothing was changed") from exc
