@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import UTCDateTime
 from app.extensions import db
@@ -29,7 +29,8 @@ class ProcessDefinition(db.Model):
     version: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     file_name: Mapped[str] = mapped_column(String(200))
-    xml: Mapped[str] = mapped_column(Text)
+    #: The file's content; deferred: loaded only when a spec bundle is built or the file is downloaded.
+    xml: Mapped[str] = mapped_column(Text, deferred=True)
     #: Keys this definition needs at run time: called processes and decisions.
     dependencies: Mapped[list] = mapped_column(JSON, default=list)
     #: Message names that start this process (message start events).
@@ -80,6 +81,8 @@ class ProcessInstance(db.Model):
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     #: The instance whose message started this one, if any.
     parent_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
+
+    definition: Mapped[ProcessDefinition] = relationship(lazy="joined", innerjoin=True)
 
     __mapper_args__ = {"version_id_col": lock_version}
 

@@ -33,7 +33,6 @@ from app.engine.models import (
     Message,
     MessageStatus,
     MessageSubscription,
-    ProcessDefinition,
     ProcessInstance,
     Timer,
     TimerStatus,
@@ -75,12 +74,11 @@ def _load(instance: ProcessInstance) -> BpmnWorkflow:
 
 
 def _info(instance: ProcessInstance, opened=(), incident: Incident | None = None) -> InstanceInfo:
-    version = db.session.scalar(select(ProcessDefinition.version).where(ProcessDefinition.id == instance.definition_id))
     return InstanceInfo(
         id=instance.id,
         case_id=instance.case_id,
         process_key=instance.process_key,
-        definition_version=version,
+        definition_version=instance.definition.version,
         status=instance.status.value,
         lock_version=instance.lock_version,
         opened_work_item_ids=[item.id for item in opened],
@@ -221,7 +219,7 @@ def start_process(
         task.set_data(**start_data)
     instance = ProcessInstance(
         case_id=case_id,
-        definition_id=definition.id,
+        definition=definition,
         bundle_sha256=bundle_sha256,
         process_key=key,
         jurisdiction_id=jurisdiction_id,
@@ -258,7 +256,7 @@ def _lock_instance(instance_id: int) -> ProcessInstance:
     instance = db.session.scalars(
         select(ProcessInstance)
         .where(ProcessInstance.id == instance_id)
-        .with_for_update()
+        .with_for_update(of=ProcessInstance)
         .execution_options(populate_existing=True)
     ).first()
     if instance is None:

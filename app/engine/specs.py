@@ -11,7 +11,6 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer
 
 from app.audit.log import record
 from app.auth.roles import role_for_lane
@@ -416,7 +415,6 @@ def latest_definitions(keys: set[str] | None = None) -> list[ProcessDefinition]:
         db.session.scalars(
             select(ProcessDefinition)
             .join(newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.version))
-            .options(defer(ProcessDefinition.xml))  # loaded only when a bundle must be built
             .order_by(ProcessDefinition.key)
         )
     )
