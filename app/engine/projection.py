@@ -45,6 +45,11 @@ def _due_at(task, created: datetime) -> datetime | None:
     return value
 
 
+def _element_id(task_spec) -> str:
+    """The BPMN element id (SpiffWorkflow's own helper specs have only a name)."""
+    return task_spec.bpmn_id or task_spec.name
+
+
 def _legal_basis(task_spec) -> str | None:
     extensions = task_spec.extensions
     return extensions.get("legalBasis") or extensions.get("article")
@@ -130,8 +135,8 @@ def _new_work_item(instance: ProcessInstance, task, at: datetime) -> WorkItem:
         instance_id=instance.id,
         case_id=instance.case_id,
         task_id=str(task.id),
-        element_id=spec.bpmn_id or spec.name,
-        name=spec.bpmn_name or spec.bpmn_id or spec.name,
+        element_id=_element_id(spec),
+        name=spec.bpmn_name or _element_id(spec),
         process_key=instance.process_key,
         lane=spec.lane,
         candidate_role=_candidate_role(spec),
@@ -190,7 +195,7 @@ def _write_timers(instance, workflow, before: Snapshot, after: Snapshot, at: dat
                     instance_id=instance.id,
                     case_id=instance.case_id,
                     task_id=task_id,
-                    element_id=spec.bpmn_id or spec.name,
+                    element_id=_element_id(spec),
                     kind="boundary" if hasattr(spec, "cancel_activity") else "intermediate",
                     interrupting=bool(getattr(spec, "cancel_activity", True)),
                     due_at=due_at,
@@ -240,7 +245,7 @@ def _write_subscriptions(instance, before: Snapshot, after: Snapshot, at: dateti
                     instance_id=instance.id,
                     case_id=instance.case_id,
                     task_id=task_id,
-                    element_id=spec.bpmn_id or spec.name,
+                    element_id=_element_id(spec),
                     name=name,
                     created_at=at,
                 )
