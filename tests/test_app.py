@@ -34,7 +34,7 @@ def test_sign_in_and_out(app, client):
     response = client.post("/auth/login", data={"username": "caseworker", "password": DEMO_PASSWORD})
     assert response.status_code == 302
     home = client.get("/").get_data(as_text=True)
-    assert "Open tasks" in home
+    assert "Open tasks" in home and "<strong>0</strong>" in home  # no workflow deployed here: nothing open
     client.post("/auth/logout")
     assert client.get("/").status_code == 302
 
@@ -66,3 +66,15 @@ def test_incidents_commands(app, deploy_fixtures, case_factory):
     fixed = runner.invoke(args=["incidents", "retry", "1", "--data", '{"divisor": 4}'])
     assert fixed.exit_code == 0 and "resolved" in fixed.output
     assert "no incidents" in runner.invoke(args=["incidents", "list"]).output
+
+
+def test_workbench_counts_only_work_in_the_users_jurisdiction(app, client):
+    with transaction():
+        engine.deploy(engine.workflow_files(FIXTURES.parents[2] / "workflows"))
+    with transaction():
+        seed()  # two cases in 夏湾社区 (caseworker), one in 茂盛社区 (caseworker2)
+    client.post("/auth/login", data={"username": "caseworker", "password": DEMO_PASSWORD})
+    assert "<strong>2</strong>" in client.get("/").get_data(as_text=True)
+    client.post("/auth/logout")
+    client.post("/auth/login", data={"username": "caseworker2", "password": DEMO_PASSWORD})
+    assert "<strong>1</strong>" in client.get("/").get_data(as_text=True)
