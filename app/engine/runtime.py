@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.log import record
+from app.cases.models import Case
 from app.core.clock import now
 from app.engine import specs
 from app.engine.clock import EngineDatetime, current_time, engine_time
@@ -449,8 +450,7 @@ def deliver_pending_messages(limit: int = 50) -> int:
             message.status = MessageStatus.EXPIRED
             record("message_expired", case_id=message.case_id, payload={"message_id": message.id, "name": message.name})
             continue
-        source = db.session.get(ProcessInstance, message.source_instance_id) if message.source_instance_id else None
-        jurisdiction_id = source.jurisdiction_id if source else None
+        jurisdiction_id = db.session.scalar(select(Case.jurisdiction_id).where(Case.id == message.case_id))
         if _deliver(message, at, None, 1, jurisdiction_id):
             delivered += 1
     return delivered

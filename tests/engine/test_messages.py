@@ -66,3 +66,16 @@ def test_undeliverable_message_expires_after_ttl(deploy_fixtures, case_factory, 
     with transaction():
         engine.deliver_pending_messages()
     assert db.session.scalars(select(Message.status)).one() == MessageStatus.EXPIRED
+
+
+def test_queued_outside_message_later_starts_a_process_in_the_case_jurisdiction(deploy_fixtures, case_factory):
+    """A message sent from outside any process (a UI button) that no deployed process takes yet waits; once a
+    process that starts with it is deployed, the worker starts it where the case is."""
+    case = case_factory()
+    with transaction():
+        assert engine.send_message(case.id, case.jurisdiction_id, "next_cycle", {"cycle": 1, "cycles": 1}) is False
+    deploy_fixtures("cycle.bpmn")
+    with transaction():
+        assert engine.deliver_pending_messages() == 1
+    [item] = open_items()
+    assert item.element_id == "checkin" and item.jurisdiction_id == case.jurisdiction_id
