@@ -15,8 +15,9 @@ from app.core.clock import now
 from app.engine.services import ServiceError, service
 from app.extensions import db
 
-#: Intake and other answers a diagram may copy into the case file with ``case.update``.
+#: What ``case.record_violation`` counts (条例20: refusals and absences count toward the thresholds).
 VIOLATION_KINDS = {"refusal", "absence", "drug_use", "other"}
+#: 三色量化 tiers, as tier.dmn decides them.
 TIERS = {"red", "yellow", "blue"}
 
 

@@ -352,7 +352,7 @@ def deploy(sources: list[SourceFile], actor_id: int | None = None) -> DeployResu
         raise InvalidDefinition(problems)
     deployed, unchanged = [], []
     for item in parsed:
-        latest = latest_definition(item.key, required=False)
+        latest = latest_definition(item.key)
         if latest is not None and latest.sha256 == item.source.sha256:
             unchanged.append(latest)
             continue
@@ -389,16 +389,14 @@ def deploy(sources: list[SourceFile], actor_id: int | None = None) -> DeployResu
 # --- queries --------------------------------------------------------------------------------------------------
 
 
-def latest_definition(key: str, required: bool = True) -> ProcessDefinition | None:
-    definition = db.session.scalars(
+def latest_definition(key: str) -> ProcessDefinition | None:
+    """The newest version of ``key``, or None if it was never deployed."""
+    return db.session.scalars(
         select(ProcessDefinition)
         .where(ProcessDefinition.key == key)
         .order_by(ProcessDefinition.version.desc())
         .limit(1)
     ).first()
-    if definition is None and required:
-        raise NotFound(f"no deployed process or decision {key!r}")
-    return definition
 
 
 def latest_definitions(keys: set[str] | None = None) -> list[ProcessDefinition]:
