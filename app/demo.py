@@ -13,12 +13,8 @@ DEMO_PASSWORD = "demo1234"
 PEOPLE = [("张伟", "440402199001011234"), ("李娜", "440402198805052345"), ("王强", "440402199512123456")]
 
 
-def seed(skip_if_present: bool = True, caseload: int = 0, months: int = 8) -> bool:
-    """Create the demo data; returns False (and does nothing) if the demo users exist already.
-
-    ``caseload`` more synthetic cases are run through the lifecycle for the last ``months`` months (see
-    app.simulation), so the app opens with work due, overdue and done.
-    """
+def seed(skip_if_present: bool = True) -> bool:
+    """Create the demo tree, users and cases; returns False (and does nothing) if the demo users exist already."""
     from app.extensions import db
 
     if skip_if_present and db.session.scalar(select(User.id).where(User.username == "admin")) is not None:
@@ -48,10 +44,13 @@ def seed(skip_if_present: bool = True, caseload: int = 0, months: int = 8) -> bo
             open_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
         else:
             create_case(name, id_number, node, decision_date=date(2026, 11, 1 + i))
-    if caseload and "case" in deployed:
-        from app.core.clock import now
-        from app.simulation import simulate
-
-        db.session.commit()  # the simulation commits step by step
-        simulate(caseload, months / 12, seed=2026, start=now() - timedelta(days=months * 30))
     return True
+
+
+def seed_caseload(caseload: int, months: int) -> None:
+    """Run ``caseload`` synthetic cases through the last ``months`` months (see app.simulation), so the app
+    opens with work due, overdue and done. Commits step by step: call it outside a transaction."""
+    from app.core.clock import now
+    from app.simulation import simulate
+
+    simulate(caseload, months / 12, seed=2026, start=now() - timedelta(days=months * 30))

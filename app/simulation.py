@@ -161,12 +161,12 @@ def _work_the_inbox(rng: random.Random, today: date) -> int:
     """Complete what is open and due soon (scheduled checks are done near their date; a few wait a day)."""
     done = 0
     horizon = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(days=WINDOW_DAYS)
-    ids = db.session.scalars(
-        select(WorkItem.id)
-        .where(WorkItem.status == WorkItemStatus.OPEN, or_(WorkItem.due_at.is_(None), WorkItem.due_at <= horizon))
-        .order_by(WorkItem.due_at)
-    ).all()
-    db.session.commit()
+    with transaction():  # a short read: on SQLite an open transaction holds the write lock
+        ids = db.session.scalars(
+            select(WorkItem.id)
+            .where(WorkItem.status == WorkItemStatus.OPEN, or_(WorkItem.due_at.is_(None), WorkItem.due_at <= horizon))
+            .order_by(WorkItem.due_at)
+        ).all()
     for item_id in ids:
         if rng.random() < 0.15:
             continue
@@ -177,10 +177,8 @@ def _work_the_inbox(rng: random.Random, today: date) -> int:
                     continue
                 engine.complete_work_item(item.id, _answers(rng, item, today))
             done += 1
-        except (engine.Conflict, engine.NotRunnable):
-            continue
-        except engine.InvalidSubmission:
-            continue
+        except (engine.Conflict, engine.NotRunnable, engine.InvalidSubmission):
+            continue  # someone else took it, or the office's answer did not fit: tomorrow is another day
     return done
 
 

@@ -3,7 +3,6 @@
 Called inside the same transaction as the state change, so lists never need to deserialize a workflow.
 """
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -24,9 +23,8 @@ from app.engine.models import (
     WorkItem,
     WorkItemStatus,
 )
+from app.engine.specs import ISO_DURATION
 from app.extensions import db
-
-_ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
 
 
 def _due_at(task, created: datetime) -> datetime | None:
@@ -34,7 +32,7 @@ def _due_at(task, created: datetime) -> datetime | None:
     expression = task.task_spec.extensions.get("dueDate")
     if not expression:
         return None
-    if _ISO_DURATION.match(expression.strip()):  # months and years count calendar months, as timers do
+    if ISO_DURATION.match(expression.strip()):  # months and years count calendar months, as timers do
         parsed = TimerEventDefinition.parse_iso_duration(expression.strip())
         return created + TimerEventDefinition.get_timedelta_from_start(parsed, start=created)
     value = task.workflow.script_engine.evaluate(task, expression)
