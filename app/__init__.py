@@ -7,7 +7,7 @@ from flask import Flask
 
 from app.config import Config
 from app.core.clock import SystemClock
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,14 +29,29 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
+
+    from app.core import errors, security, templating
+    from app.core.i18n import select_locale
+
+    babel.init_app(app, locale_selector=select_locale)
+    security.init_app(app)
+    templating.init_app(app)
+    errors.init_app(app)
 
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
+    from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
     from app.cases import services  # noqa: F401  (registers the case.* service topics)
+    from app.cases.views import bp as cases_bp
     from app.cli import register_cli
     from app.core.views import bp as core_bp
+    from app.inbox.views import bp as inbox_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(inbox_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(admin_bp)
     register_cli(app)
     return app

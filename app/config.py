@@ -30,7 +30,22 @@ class Config:
     #: Write one audit event for every engine change (turn off only to measure its cost).
     AUDIT_ENABLED = _bool("REHABFLOW_AUDIT", True)
     BABEL_DEFAULT_LOCALE = os.environ.get("REHABFLOW_LOCALE", "zh_CN")
+    #: Interface languages offered to users (code -> name shown in the switcher).
+    LANGUAGES = {"zh_CN": "中文", "en": "English"}
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("REHABFLOW_SECURE_COOKIES", False)
+    #: HTTPS only (redirects, HSTS): on behind a TLS-terminating proxy in production.
+    FORCE_HTTPS = _bool("REHABFLOW_FORCE_HTTPS", False)
+    #: Where login throttling keeps its counters. memory:// is per process: fine for `make run`; with several
+    #: processes or hosts set a shared store, e.g. redis://127.0.0.1:6379/0.
+    RATELIMIT_STORAGE_URI = os.environ.get("REHABFLOW_RATELIMIT_STORAGE", "memory://")
+    #: Sign-in attempts allowed per client address.
+    LOGIN_RATE_LIMIT = os.environ.get("REHABFLOW_LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    RATELIMIT_HEADERS_ENABLED = True
+    #: Largest request body (uploads included), and the largest single uploaded document.
+    MAX_CONTENT_LENGTH = 12 * 1024 * 1024
+    UPLOAD_MAX_BYTES = int(os.environ.get("REHABFLOW_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
+    #: Rows per inbox page.
+    INBOX_PAGE_SIZE = int(os.environ.get("REHABFLOW_INBOX_PAGE_SIZE", "25"))

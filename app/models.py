@@ -2,7 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import JurisdictionNode, User, UserRole
-from app.cases.models import Case
+from app.cases.models import Case, Document
 from app.engine.models import (
     Incident,
     Message,
@@ -13,17 +13,21 @@ from app.engine.models import (
     Timer,
     WorkItem,
 )
+from app.inbox.models import SavedFilter, TaskDraft
 
 __all__ = [
     "AuditEvent",
     "Case",
+    "Document",
     "Incident",
     "JurisdictionNode",
     "Message",
     "MessageSubscription",
     "ProcessDefinition",
     "ProcessInstance",
+    "SavedFilter",
     "SpecBundle",
+    "TaskDraft",
     "Timer",
     "User",
     "UserRole",

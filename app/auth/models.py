@@ -49,6 +49,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     jurisdiction_id: Mapped[int | None] = mapped_column(ForeignKey("jurisdiction_node.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    #: Interface language the user chose (zh_CN / en); None: the browser's or the default.
+    locale: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow_default)
 
     jurisdiction: Mapped[JurisdictionNode | None] = relationship()

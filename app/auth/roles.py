@@ -3,6 +3,8 @@
 import enum
 import re
 
+from flask_babel import lazy_gettext as _l
+
 
 class Role(enum.StrEnum):
     CASEWORKER = "caseworker"  # 禁毒社工
@@ -15,6 +17,20 @@ class Role(enum.StrEnum):
 
 
 ROLE_NAMES = frozenset(role.value for role in Role)
+ROLE_LABELS = {
+    Role.CASEWORKER: _l("Caseworker"),
+    Role.POLICE: _l("Community police"),
+    Role.CADRE: _l("Community cadre"),
+    Role.MEDICAL: _l("Medical staff"),
+    Role.SUPERVISOR: _l("Supervisor"),
+    Role.DESIGNER: _l("Policy designer"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
+def role_label(role: str | None) -> str:
+    """The role's name in the interface language (unknown roles as they are)."""
+    return str(ROLE_LABELS.get(role, role or ""))
 _WORD = re.compile(r"[a-z]+")
 
 

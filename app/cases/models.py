@@ -3,7 +3,7 @@
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import JurisdictionNode
@@ -61,3 +61,28 @@ class Case(db.Model):
 
     def __repr__(self) -> str:
         return f"<Case {self.reference}>"
+
+
+class Document(db.Model):
+    """A file attached to a case (a test-result photo, a signed agreement scan, ...).
+
+    Kept in the database rather than on a local disk, so every web process on every host can serve it and
+    it is backed up and transferred with the case.
+    """
+
+    __tablename__ = "case_document"
+    __table_args__ = (Index("ix_case_document_case", "case_id", "uploaded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("rehab_case.id"))
+    #: The task whose form field carried it (None: uploaded on the case page).
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_item.id"))
+    field_id: Mapped[str | None] = mapped_column(String(100))
+    file_name: Mapped[str] = mapped_column(String(200))
+    #: Checked against the file's first bytes, not taken from the browser.
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -103,6 +103,9 @@ class WorkItem(db.Model):
         Index("ix_work_item_assignee_status", "assignee_id", "status"),
         Index("ix_work_item_status_due", "status", "due_at"),
         Index("ix_work_item_case_status", "case_id", "status"),
+        # Inbox: overdue / due-soon counts and pages within a jurisdiction; "recently completed by me".
+        Index("ix_work_item_status_node_due", "status", "jurisdiction_id", "due_at"),
+        Index("ix_work_item_completed_by", "completed_by_id", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

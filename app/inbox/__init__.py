@@ -1,0 +1,1 @@
+"""Work items for people: inbox queries, claim/assign, task forms, drafts."""
