@@ -106,3 +106,41 @@ def deploy_fixtures(app):
             return engine.deploy([engine.SourceFile.from_path(FIXTURES / name) for name in names])
 
     return deploy
+
+
+PASSWORD = "test-pass-1234"
+
+
+@pytest.fixture
+def users(app, tree):
+    """One user per role, placed as in the demo: ``users["caseworker"]`` (community a), ``users["caseworker2"]``
+    (community b), ``users["police"]`` (street), ``users["supervisor"]`` (district), ``users["admin"]`` (city)..."""
+    from app.auth.operations import create_user
+
+    spec = {
+        "caseworker": (["caseworker"], "a"),
+        "caseworker2": (["caseworker"], "b"),
+        "police": (["police"], "street"),
+        "cadre": (["cadre"], "a"),
+        "medical": (["medical"], "street"),
+        "supervisor": (["supervisor"], "district"),
+        "designer": (["designer"], "city"),
+        "admin": (["admin"], "city"),
+    }
+    with transaction():
+        made = {name: create_user(name, PASSWORD, roles, tree[node], name) for name, (roles, node) in spec.items()}
+    return made
+
+
+@pytest.fixture
+def login(client, users):
+    """``login("caseworker")`` signs the test client in as that user (and out of any other)."""
+
+    def sign_in(username: str, test_client=None):
+        c = test_client or client
+        c.post("/auth/logout")
+        response = c.post("/auth/login", data={"username": username, "password": PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return c
+
+    return sign_in

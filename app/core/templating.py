@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.auth.roles import Role, role_label
+from app.cases.stages import stage_label, tier_label
 from app.core.clock import now
 from app.core.i18n import bilingual
 
@@ -69,6 +70,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(countdown)
     app.add_template_filter(format_local, "local")
     app.add_template_filter(role_label)
+    app.add_template_filter(stage_label)
+    app.add_template_filter(tier_label)
 
     @app.context_processor
     def _locale():

@@ -1,0 +1,276 @@
+"""Inbox lists and counts: indexed reads of work_item joined to its case, never a workflow replay."""
+
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from app.auth.models import User
+from app.auth.roles import Role
+from app.auth.scope import in_scope
+from app.cases.models import Case
+from app.core.clock import now
+from app.core.templating import LOCAL_TZ
+from app.engine.models import WorkItem, WorkItemStatus
+from app.extensions import db
+
+
+class View(StrEnum):
+    MINE = "mine"  # assigned to me
+    CLAIMABLE = "claimable"  # nobody's yet, for one of my roles, in my jurisdiction
+    OVERDUE = "overdue"  # past due among what I can act on (supervisors: everything in their jurisdiction)
+    WEEK = "week"  # due in the next 7 days among what I can act on
+    COMPLETED = "completed"  # completed by me in the last 30 days
+    TEAM = "team"  # supervisors: all open work in their jurisdiction
+
+
+SORTS = {
+    "due": (WorkItem.due_at.asc().nulls_last(), WorkItem.id.asc()),
+    "-due": (WorkItem.due_at.desc().nulls_last(), WorkItem.id.desc()),
+    "created": (WorkItem.created_at.desc(), WorkItem.id.desc()),
+    "person": (Case.person_name.asc(), WorkItem.id.asc()),
+    "task": (WorkItem.name.asc(), WorkItem.id.asc()),
+}
+COMPLETED_DAYS = 30
+
+
+@dataclass
+class InboxFilter:
+    """What the inbox shows: a view plus server-side filters, sorting and the page (all from the query string)."""
+
+    view: str = View.MINE.value
+    node: int | None = None
+    stage: str | None = None
+    task: str | None = None
+    tier: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    q: str | None = None
+    sort: str = "due"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "InboxFilter":
+        """Read the filter from request args; values that do not parse are dropped, not errors."""
+        f = cls()
+        f.view = args.get("view") if args.get("view") in View.__members__.values() else View.MINE.value
+        f.node = _int(args.get("node"))
+        f.stage = args.get("stage") or None
+        f.task = args.get("task") or None
+        f.tier = args.get("tier") or None
+        f.due_from = _date(args.get("due_from"))
+        f.due_to = _date(args.get("due_to"))
+        f.q = (args.get("q") or "").strip()[:100] or None
+        f.sort = args.get("sort") if args.get("sort") in SORTS else "due"
+        f.page = max(_int(args.get("page")) or 1, 1)
+        return f
+
+    def to_args(self, **changes) -> dict:
+        """Query-string parameters (blank ones left out), with ``changes`` applied."""
+        values = asdict(self) | changes
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if v not in (None, "")}
+
+    def saved_params(self) -> dict:
+        """What a saved filter keeps: everything but the page."""
+        return {k: v for k, v in self.to_args().items() if k != "page"}
+
+    @property
+    def active_filters(self) -> int:
+        keys = {f.name for f in fields(self)} - {"view", "sort", "page"}
+        return sum(1 for k in keys if getattr(self, k) not in (None, ""))
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    case_id: int
+    name: str
+    element_id: str
+    process_key: str
+    candidate_role: str | None
+    due_at: datetime | None
+    legal_basis: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    assignee_id: int | None
+    assignee_name: str | None
+    person_name: str
+    id_number: str
+    stage: str
+    tier: str | None
+    reference: str
+
+    def is_overdue(self, at: datetime) -> bool:
+        return self.completed_at is None and self.due_at is not None and self.due_at < at
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    rows: list[InboxRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max((self.total + self.page_size - 1) // self.page_size, 1)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _date(value) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _day_start(day: date) -> datetime:
+    """Midnight in China of ``day``, as an aware datetime (due dates are stored in UTC)."""
+    return datetime.combine(day, time.min, tzinfo=LOCAL_TZ)
+
+
+def is_supervisor(user: User) -> bool:
+    return Role.SUPERVISOR in user.roles
+
+
+def _actionable(user: User):
+    """Open work the user can act on: assigned to them, or unassigned for one of their roles in their scope."""
+    return or_(
+        WorkItem.assignee_id == user.id,
+        and_(
+            WorkItem.assignee_id.is_(None),
+            WorkItem.candidate_role.in_(sorted(user.roles)),
+            in_scope(WorkItem.jurisdiction_id, user),
+        ),
+    )
+
+
+def view_condition(user: User, view: str, at: datetime):
+    """The WHERE clause of one view for one user (scope included)."""
+    open_ = WorkItem.status == WorkItemStatus.OPEN
+    if view == View.MINE:
+        return and_(open_, WorkItem.assignee_id == user.id)
+    if view == View.CLAIMABLE:
+        return and_(
+            open_,
+            WorkItem.assignee_id.is_(None),
+            WorkItem.candidate_role.in_(sorted(user.roles)),
+            in_scope(WorkItem.jurisdiction_id, user),
+        )
+    whose = in_scope(WorkItem.jurisdiction_id, user) if is_supervisor(user) else _actionable(user)
+    if view == View.OVERDUE:
+        return and_(open_, WorkItem.due_at < at, whose)
+    if view == View.WEEK:
+        return and_(open_, WorkItem.due_at >= at, WorkItem.due_at < at + timedelta(days=7), whose)
+    if view == View.COMPLETED:
+        return and_(
+            WorkItem.status == WorkItemStatus.COMPLETED,
+            WorkItem.completed_by_id == user.id,
+            WorkItem.completed_at >= at - timedelta(days=COMPLETED_DAYS),
+        )
+    if view == View.TEAM and is_supervisor(user):
+        return and_(open_, in_scope(WorkItem.jurisdiction_id, user))
+    return and_(open_, WorkItem.id.is_(None))  # a view this user does not have: empty
+
+
+def _filtered(query: Select, user: User, f: InboxFilter) -> Select:
+    if f.node:
+        from app.auth.models import JurisdictionNode
+
+        node = db.session.get(JurisdictionNode, f.node)
+        if node is not None:
+            below = select(JurisdictionNode.id).where(JurisdictionNode.path.startswith(node.path))
+            query = query.where(WorkItem.jurisdiction_id.in_(below))
+    if f.stage:
+        query = query.where(Case.stage == f.stage)
+    if f.task:
+        query = query.where(WorkItem.element_id == f.task)
+    if f.tier:
+        query = query.where(Case.tier.is_(None) if f.tier == "none" else Case.tier == f.tier)
+    if f.due_from:
+        query = query.where(WorkItem.due_at >= _day_start(f.due_from))
+    if f.due_to:
+        query = query.where(WorkItem.due_at < _day_start(f.due_to + timedelta(days=1)))
+    if f.q:
+        like = f"%{f.q.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Case.person_name.ilike(like), Case.id_number.ilike(like), Case.reference.ilike(like)))
+    return query
+
+
+def _needs_case(f: InboxFilter) -> bool:
+    return bool(f.stage or f.tier or f.q or f.sort == "person")
+
+
+def inbox_page(user: User, f: InboxFilter, page_size: int = 25, at: datetime | None = None) -> InboxPage:
+    """One page of a view, filtered and sorted, with the total for the pager."""
+    at = at or now()
+    condition = view_condition(user, f.view, at)
+    count_query = select(func.count()).select_from(WorkItem).where(condition)
+    if _needs_case(f):
+        count_query = count_query.join(Case, Case.id == WorkItem.case_id)
+    total = db.session.scalar(_filtered(count_query, user, f))
+
+    assignee = aliased(User)
+    order = (WorkItem.completed_at.desc(), WorkItem.id.desc()) if f.view == View.COMPLETED else SORTS[f.sort]
+    pages = max((total + page_size - 1) // page_size, 1)
+    page = min(f.page, pages)
+    query = (
+        select(
+            WorkItem.id,
+            WorkItem.case_id,
+            WorkItem.name,
+            WorkItem.element_id,
+            WorkItem.process_key,
+            WorkItem.candidate_role,
+            WorkItem.due_at,
+            WorkItem.legal_basis,
+            WorkItem.created_at,
+            WorkItem.completed_at,
+            WorkItem.assignee_id,
+            assignee.display_name,
+            Case.person_name,
+            Case.id_number,
+            Case.stage,
+            Case.tier,
+            Case.reference,
+        )
+        .join(Case, Case.id == WorkItem.case_id)
+        .outerjoin(assignee, assignee.id == WorkItem.assignee_id)
+        .where(condition)
+        .order_by(*order)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    rows = [InboxRow(*row) for row in db.session.execute(_filtered(query, user, f))]
+    return InboxPage(rows=rows, total=total, page=page, page_size=page_size)
+
+
+def views_for(user: User) -> list[View]:
+    views = [View.MINE, View.CLAIMABLE, View.OVERDUE, View.WEEK, View.COMPLETED]
+    return [*views, View.TEAM] if is_supervisor(user) else views
+
+
+def view_counts(user: User, at: datetime | None = None) -> dict[str, int]:
+    """How many items each of the user's views holds (unfiltered), one indexed count per view."""
+    at = at or now()
+    return {
+        view.value: db.session.scalar(select(func.count()).select_from(WorkItem).where(view_condition(user, view, at)))
+        for view in views_for(user)
+    }
+
+
+def filter_choices(user: User) -> dict[str, list]:
+    """Values offered in the filter pickers: the tasks and stages that occur in the user's open work."""
+    scoped = and_(WorkItem.status == WorkItemStatus.OPEN, in_scope(WorkItem.jurisdiction_id, user))
+    tasks = db.session.execute(
+        select(WorkItem.element_id, func.min(WorkItem.name)).where(scoped).group_by(WorkItem.element_id)
+    ).all()
+    return {"tasks": sorted(tasks, key=lambda t: t[1])}
