@@ -50,6 +50,7 @@ def app(database_url, clock):
             "CLOCK": clock,
             "WTF_CSRF_ENABLED": False,
             "SCRIPT_TIME_LIMIT": 1.0,
+            "RATELIMIT_ENABLED": False,  # tests sign in many times; test_auth turns it on
         }
     )
     with app.app_context():
