@@ -65,6 +65,7 @@ def main_menu() -> list[tuple[str, str, bool]]:
 
 def init_app(app: Flask) -> None:
     app.add_template_global(main_menu)
+    app.add_template_global(lambda endpoint: endpoint in app.view_functions, "has_endpoint")
     app.add_template_filter(bilingual)
     app.add_template_filter(mask_id)
     app.add_template_filter(countdown)

@@ -117,6 +117,16 @@ class InboxPage:
     def pages(self) -> int:
         return max((self.total + self.page_size - 1) // self.page_size, 1)
 
+    def page_numbers(self, around: int = 2) -> list[int | None]:
+        """Page links to show: the first and last pages and those near this one; None marks a gap."""
+        shown = sorted({1, 2, self.pages - 1, self.pages} | set(range(self.page - around, self.page + around + 1)))
+        numbers: list[int | None] = []
+        for p in (p for p in shown if 1 <= p <= self.pages):
+            if numbers and p - numbers[-1] > 1:
+                numbers.append(None)
+            numbers.append(p)
+        return numbers
+
 
 def _int(value) -> int | None:
     try:
