@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from flask import g, request_started
 from sqlalchemy import text
 
 from app import create_app
@@ -53,6 +54,12 @@ def app(database_url, clock):
             "RATELIMIT_ENABLED": False,  # tests sign in many times; test_auth turns it on
         }
     )
+    @request_started.connect_via(app)
+    def _fresh_g(sender, **extra):
+        # In production every request gets its own app context (and g); here the test's context is shared,
+        # so start each request with an empty g as a real one would (current user, locale, scope cache).
+        g.__dict__.clear()
+
     with app.app_context():
         if PG_URL:
             _reset_postgres()

@@ -33,8 +33,9 @@ def test_sign_in_and_out(app, client):
     assert page.status_code == 200 and "Wrong username or password" in page.get_data(as_text=True)
     response = client.post("/auth/login", data={"username": "caseworker", "password": DEMO_PASSWORD})
     assert response.status_code == 302
-    home = client.get("/").get_data(as_text=True)
-    assert "Open tasks" in home and "<strong>0</strong>" in home  # no workflow deployed here: nothing open
+    assert client.get("/").headers["Location"].endswith("/inbox/")  # the workbench opens on the inbox
+    inbox = client.get("/inbox/?view=claimable").get_data(as_text=True)
+    assert 'id="count-claimable">0<' in inbox  # no workflow deployed here: nothing open
     client.post("/auth/logout")
     assert client.get("/").status_code == 302
 
@@ -74,7 +75,7 @@ def test_workbench_counts_only_work_in_the_users_jurisdiction(app, client):
     with transaction():
         seed()  # two cases in 夏湾社区 (caseworker), one in 茂盛社区 (caseworker2)
     client.post("/auth/login", data={"username": "caseworker", "password": DEMO_PASSWORD})
-    assert "<strong>2</strong>" in client.get("/").get_data(as_text=True)
+    assert 'id="count-claimable">2<' in client.get("/inbox/").get_data(as_text=True)
     client.post("/auth/logout")
     client.post("/auth/login", data={"username": "caseworker2", "password": DEMO_PASSWORD})
-    assert "<strong>1</strong>" in client.get("/").get_data(as_text=True)
+    assert 'id="count-claimable">1<' in client.get("/inbox/").get_data(as_text=True)

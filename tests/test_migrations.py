@@ -1,5 +1,6 @@
 """`flask db upgrade` builds the schema the models describe, on SQLite and on PostgreSQL."""
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,25 @@ def test_deploy_and_list_commands(empty_database, tmp_path):
     bad.write_text(broken.read_text().replace('name="社区民警 police"', 'name="nobody"'))
     refused = flask(empty_database, "workflows", "deploy", str(bad))
     assert refused.returncode == 1 and "bad.bpmn#c" in refused.stderr
+
+
+def test_0003_lists_the_user_tasks_of_definitions_deployed_before_it(empty_database):
+    assert flask(empty_database, "db", "upgrade", "0002").returncode == 0
+    xml = (ROOT / "tests/engine/fixtures/three_tasks.bpmn").read_text()
+    engine = create_engine(empty_database)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO process_definition (key, kind, name, version, sha256, file_name, xml, dependencies,"
+                " start_messages, deployed_at) VALUES ('three_tasks', 'BPMN', 'Three tasks', 1, 'x',"
+                " 'three_tasks.bpmn', :xml, '[]', '[]', '2026-01-01 00:00:00')"
+            ),
+            {"xml": xml},
+        )
+    upgraded = flask(empty_database, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    with engine.connect() as conn:
+        tasks = conn.execute(text("SELECT user_tasks FROM process_definition")).scalar_one()
+    engine.dispose()
+    tasks = json.loads(tasks) if isinstance(tasks, str) else tasks
+    assert tasks == [["a", "Intake interview"], ["b", "Sign agreement"], ["c", "Police review"]]

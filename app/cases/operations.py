@@ -64,3 +64,30 @@ def open_case(
         "case", case_id=case.id, jurisdiction_id=jurisdiction.id, data={"unified": unified_intake}, actor_id=actor_id
     )
     return case
+
+
+def send_stage_message(case: Case, message: str, payload: dict, actor_id: int | None = None) -> bool:
+    """Send a message the case page may send (workflows/README.md: violation_reported, transfer_requested, ...).
+
+    Returns whether a process took it now (a waiting one, or one it starts); otherwise it stays in the outbox
+    and the worker retries it. Flushes; the caller commits.
+    """
+    from app import engine
+
+    return engine.send_message(case.id, case.jurisdiction_id, message, payload, actor_id=actor_id)
+
+
+def record_document_downloaded(case: Case, document_id: int, actor_id: int | None) -> None:
+    """PIPL: every download of a case document is logged (who, when, which)."""
+    record(
+        "document_downloaded",
+        actor_id=actor_id,
+        case_id=case.id,
+        jurisdiction_id=case.jurisdiction_id,
+        payload={"document_id": document_id},
+    )
+
+
+def record_id_number_revealed(case: Case, actor_id: int | None) -> None:
+    """PIPL: showing the whole ID number is logged; everywhere else it is masked."""
+    record("id_number_revealed", actor_id=actor_id, case_id=case.id, jurisdiction_id=case.jurisdiction_id)

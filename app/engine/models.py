@@ -35,6 +35,8 @@ class ProcessDefinition(db.Model):
     dependencies: Mapped[list] = mapped_column(JSON, default=list)
     #: Message names that start this process (message start events).
     start_messages: Mapped[list] = mapped_column(JSON, default=list)
+    #: [[element id, name], ...] of its user tasks (BPMN): the inbox's task filter lists these.
+    user_tasks: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
 
@@ -99,8 +101,9 @@ class WorkItem(db.Model):
     __tablename__ = "work_item"
     __table_args__ = (
         UniqueConstraint("instance_id", "task_id"),
-        Index("ix_work_item_open_role_node", "status", "candidate_role", "jurisdiction_id"),
-        Index("ix_work_item_assignee_status", "assignee_id", "status"),
+        # Claimable pages sorted by due date; "mine" pages sorted by due date (bench/inbox.py).
+        Index("ix_work_item_open_role_node", "status", "candidate_role", "jurisdiction_id", "due_at"),
+        Index("ix_work_item_assignee_status", "assignee_id", "status", "due_at"),
         Index("ix_work_item_status_due", "status", "due_at"),
         Index("ix_work_item_case_status", "case_id", "status"),
         # Inbox: overdue / due-soon counts and pages within a jurisdiction; "recently completed by me".

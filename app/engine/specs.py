@@ -1,5 +1,6 @@
 """Definitions: validate BPMN/DMN, deploy immutable versions, and build the runnable spec bundles."""
 
+import dataclasses
 import hashlib
 import re
 from collections import OrderedDict
@@ -57,6 +58,8 @@ class ParsedSource:
     dependencies: list[str]
     start_messages: list[str]
     root: etree._Element
+    #: [[element id, name], ...] of the process's user tasks (the inbox's task filter reads these).
+    user_tasks: list = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,14 @@ def _read_bpmn(source: SourceFile, root) -> tuple[ParsedSource | None, list[Prob
         dependencies=sorted(deps),
         start_messages=sorted(m for m in start_messages if m),
         root=root,
+        user_tasks=user_tasks_of(process),
     )
     return parsed, []
+
+
+def user_tasks_of(process) -> list[list[str]]:
+    """[[id, name], ...] of the user tasks in a <bpmn:process> element, subprocesses included."""
+    return [[el.get("id"), el.get("name") or el.get("id")] for el in process.iter(f"{{{BPMN_NS}}}userTask")]
 
 
 def _read_dmn(source: SourceFile, root, namespace: str) -> tuple[ParsedSource | None, list[Problem]]:
@@ -366,6 +375,7 @@ def deploy(sources: list[SourceFile], actor_id: int | None = None) -> DeployResu
             xml=item.source.content,
             dependencies=item.dependencies,
             start_messages=item.start_messages,
+            user_tasks=item.user_tasks,
             deployed_at=now(),
             deployed_by_id=actor_id,
         )

@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
 from app.auth.models import User
@@ -151,44 +151,60 @@ def is_supervisor(user: User) -> bool:
     return Role.SUPERVISOR in user.roles
 
 
-def _actionable(user: User):
-    """Open work the user can act on: assigned to them, or unassigned for one of their roles in their scope."""
-    return or_(
-        WorkItem.assignee_id == user.id,
-        and_(
-            WorkItem.assignee_id.is_(None),
-            WorkItem.candidate_role.in_(sorted(user.roles)),
-            in_scope(WorkItem.jurisdiction_id, user),
-        ),
+def _assigned(user: User):
+    return and_(WorkItem.status == WorkItemStatus.OPEN, WorkItem.assignee_id == user.id)
+
+
+def _claimable(user: User):
+    return and_(
+        WorkItem.status == WorkItemStatus.OPEN,
+        WorkItem.assignee_id.is_(None),
+        WorkItem.candidate_role.in_(sorted(user.roles)),
+        in_scope(WorkItem.jurisdiction_id, user),
+    )
+
+
+def _area(user: User):
+    return and_(WorkItem.status == WorkItemStatus.OPEN, in_scope(WorkItem.jurisdiction_id, user))
+
+
+def _due(view: str, at: datetime):
+    if view == View.OVERDUE:
+        return WorkItem.due_at < at
+    return and_(WorkItem.due_at >= at, WorkItem.due_at < at + timedelta(days=7))
+
+
+def _completed(user: User, at: datetime):
+    return and_(
+        WorkItem.status == WorkItemStatus.COMPLETED,
+        WorkItem.completed_by_id == user.id,
+        WorkItem.completed_at >= at - timedelta(days=COMPLETED_DAYS),
     )
 
 
 def view_condition(user: User, view: str, at: datetime):
-    """The WHERE clause of one view for one user (scope included)."""
-    open_ = WorkItem.status == WorkItemStatus.OPEN
+    """The WHERE clause of one view for one user (scope included).
+
+    "What I can act on" is mine OR claimable; the two never overlap, and an OR across them defeats every
+    index, so overdue/week select the ids of each half separately (bench/inbox.py: 140 ms → 3 ms).
+    """
     if view == View.MINE:
-        return and_(open_, WorkItem.assignee_id == user.id)
+        return _assigned(user)
     if view == View.CLAIMABLE:
-        return and_(
-            open_,
-            WorkItem.assignee_id.is_(None),
-            WorkItem.candidate_role.in_(sorted(user.roles)),
-            in_scope(WorkItem.jurisdiction_id, user),
+        return _claimable(user)
+    if view in (View.OVERDUE, View.WEEK):
+        if is_supervisor(user):
+            return and_(_area(user), _due(view, at))
+        halves = union_all(
+            select(WorkItem.id).where(_assigned(user), _due(view, at)),
+            select(WorkItem.id).where(_claimable(user), _due(view, at)),
         )
-    whose = in_scope(WorkItem.jurisdiction_id, user) if is_supervisor(user) else _actionable(user)
-    if view == View.OVERDUE:
-        return and_(open_, WorkItem.due_at < at, whose)
-    if view == View.WEEK:
-        return and_(open_, WorkItem.due_at >= at, WorkItem.due_at < at + timedelta(days=7), whose)
+        return WorkItem.id.in_(halves)
     if view == View.COMPLETED:
-        return and_(
-            WorkItem.status == WorkItemStatus.COMPLETED,
-            WorkItem.completed_by_id == user.id,
-            WorkItem.completed_at >= at - timedelta(days=COMPLETED_DAYS),
-        )
+        return _completed(user, at)
     if view == View.TEAM and is_supervisor(user):
-        return and_(open_, in_scope(WorkItem.jurisdiction_id, user))
-    return and_(open_, WorkItem.id.is_(None))  # a view this user does not have: empty
+        return _area(user)
+    return WorkItem.id.is_(None)  # a view this user does not have: empty
 
 
 def _filtered(query: Select, user: User, f: InboxFilter) -> Select:
@@ -219,14 +235,20 @@ def _needs_case(f: InboxFilter) -> bool:
     return bool(f.stage or f.tier or f.q or f.sort == "person")
 
 
-def inbox_page(user: User, f: InboxFilter, page_size: int = 25, at: datetime | None = None) -> InboxPage:
-    """One page of a view, filtered and sorted, with the total for the pager."""
+def inbox_page(
+    user: User, f: InboxFilter, page_size: int = 25, at: datetime | None = None, total: int | None = None
+) -> InboxPage:
+    """One page of a view, filtered and sorted, with the total for the pager.
+
+    ``total``: the view's unfiltered count when the caller has it already (view_counts), saving a count.
+    """
     at = at or now()
     condition = view_condition(user, f.view, at)
-    count_query = select(func.count()).select_from(WorkItem).where(condition)
-    if _needs_case(f):
-        count_query = count_query.join(Case, Case.id == WorkItem.case_id)
-    total = db.session.scalar(_filtered(count_query, user, f))
+    if total is None or f.active_filters:
+        count_query = select(func.count()).select_from(WorkItem).where(condition)
+        if _needs_case(f):
+            count_query = count_query.join(Case, Case.id == WorkItem.case_id)
+        total = db.session.scalar(_filtered(count_query, user, f))
 
     assignee = aliased(User)
     order = (WorkItem.completed_at.desc(), WorkItem.id.desc()) if f.view == View.COMPLETED else SORTS[f.sort]
@@ -268,19 +290,45 @@ def views_for(user: User) -> list[View]:
     return [*views, View.TEAM] if is_supervisor(user) else views
 
 
+def _tally(condition, at: datetime) -> tuple[int, int, int]:
+    """(all, overdue, due within 7 days) of the open items matching ``condition``, in one indexed pass."""
+    n, overdue, week = db.session.execute(
+        select(
+            func.count(),
+            func.count().filter(_due(View.OVERDUE, at)),
+            func.count().filter(_due(View.WEEK, at)),
+        )
+        .select_from(WorkItem)
+        .where(condition)
+    ).one()
+    return n, overdue, week
+
+
 def view_counts(user: User, at: datetime | None = None) -> dict[str, int]:
-    """How many items each of the user's views holds (unfiltered), one indexed count per view."""
+    """How many items each of the user's views holds (unfiltered): three or four indexed counts in all."""
     at = at or now()
-    return {
-        view.value: db.session.scalar(select(func.count()).select_from(WorkItem).where(view_condition(user, view, at)))
-        for view in views_for(user)
+    mine = _tally(_assigned(user), at)
+    claimable = _tally(_claimable(user), at)
+    completed = db.session.scalar(select(func.count()).select_from(WorkItem).where(_completed(user, at)))
+    counts = {
+        View.MINE.value: mine[0],
+        View.CLAIMABLE.value: claimable[0],
+        View.OVERDUE.value: mine[1] + claimable[1],
+        View.WEEK.value: mine[2] + claimable[2],
+        View.COMPLETED.value: completed,
     }
+    if is_supervisor(user):
+        team = _tally(_area(user), at)
+        counts |= {View.TEAM.value: team[0], View.OVERDUE.value: team[1], View.WEEK.value: team[2]}
+    return counts
 
 
 def filter_choices(user: User) -> dict[str, list]:
-    """Values offered in the filter pickers: the tasks and stages that occur in the user's open work."""
-    scoped = and_(WorkItem.status == WorkItemStatus.OPEN, in_scope(WorkItem.jurisdiction_id, user))
-    tasks = db.session.execute(
-        select(WorkItem.element_id, func.min(WorkItem.name)).where(scoped).group_by(WorkItem.element_id)
-    ).all()
-    return {"tasks": sorted(tasks, key=lambda t: t[1])}
+    """Values offered in the task filter: the user tasks of the deployed processes (not a scan of work items)."""
+    from app.engine.specs import latest_definitions
+
+    tasks = {}
+    for definition in latest_definitions():
+        for element_id, name in definition.user_tasks or []:
+            tasks.setdefault(element_id, name)
+    return {"tasks": sorted(tasks.items(), key=lambda t: t[1])}

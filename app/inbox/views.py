@@ -49,11 +49,12 @@ def index():
     f = InboxFilter.from_args(request.args)
     if f.view not in views_for(current_user):
         f.view = View.MINE.value
-    page = inbox_page(current_user, f, page_size=current_app.config["INBOX_PAGE_SIZE"])
+    counts = view_counts(current_user)
+    page = inbox_page(current_user, f, page_size=current_app.config["INBOX_PAGE_SIZE"], total=counts[f.view])
     context = {
         "f": f,
         "page": page,
-        "counts": view_counts(current_user),
+        "counts": counts,
         "views": views_for(current_user),
         "supervisor": is_supervisor(current_user),
     }

@@ -1,14 +1,20 @@
-"""inbox: drafts, saved filters, documents, user locale
+"""inbox: drafts, saved filters, documents, user locale, task catalogue, inbox indexes
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-24 12:46:22.909750
+Create Date: 2026-11-24 13:14:45.033515
 
 """
 from alembic import op
 import sqlalchemy as sa
 
+import json
+
+from lxml import etree
+
 import app.core.db
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 
 # revision identifiers, used by Alembic.
@@ -65,14 +71,36 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('work_item_id', 'user_id')
     )
+    with op.batch_alter_table('process_definition', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('user_tasks', sa.JSON(), server_default='[]', nullable=False))
+
     with op.batch_alter_table('user_account', schema=None) as batch_op:
         batch_op.add_column(sa.Column('locale', sa.String(length=10), nullable=True))
 
     with op.batch_alter_table('work_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_work_item_assignee_status'))
+        batch_op.create_index('ix_work_item_assignee_status', ['assignee_id', 'status', 'due_at'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_work_item_open_role_node'))
+        batch_op.create_index('ix_work_item_open_role_node', ['status', 'candidate_role', 'jurisdiction_id', 'due_at'], unique=False)
         batch_op.create_index('ix_work_item_completed_by', ['completed_by_id', 'completed_at'], unique=False)
         batch_op.create_index('ix_work_item_status_node_due', ['status', 'jurisdiction_id', 'due_at'], unique=False)
 
     # ### end Alembic commands ###
+    _backfill_user_tasks()
+
+
+def _backfill_user_tasks():
+    """Fill process_definition.user_tasks for versions deployed before this column existed."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, xml FROM process_definition WHERE kind = 'BPMN'")).all()
+    value = "CAST(:tasks AS JSON)" if bind.dialect.name == "postgresql" else ":tasks"
+    for definition_id, xml in rows:
+        root = etree.fromstring(xml.encode("utf-8"), etree.XMLParser(resolve_entities=False))
+        tasks = [[el.get("id"), el.get("name") or el.get("id")] for el in root.iter(f"{{{BPMN_NS}}}userTask")]
+        bind.execute(
+            sa.text(f"UPDATE process_definition SET user_tasks = {value} WHERE id = :id"),
+            {"tasks": json.dumps(tasks, ensure_ascii=False), "id": definition_id},
+        )
 
 
 def downgrade():
@@ -80,9 +108,16 @@ def downgrade():
     with op.batch_alter_table('work_item', schema=None) as batch_op:
         batch_op.drop_index('ix_work_item_status_node_due')
         batch_op.drop_index('ix_work_item_completed_by')
+        batch_op.drop_index('ix_work_item_open_role_node')
+        batch_op.create_index(batch_op.f('ix_work_item_open_role_node'), ['status', 'candidate_role', 'jurisdiction_id'], unique=False)
+        batch_op.drop_index('ix_work_item_assignee_status')
+        batch_op.create_index(batch_op.f('ix_work_item_assignee_status'), ['assignee_id', 'status'], unique=False)
 
     with op.batch_alter_table('user_account', schema=None) as batch_op:
         batch_op.drop_column('locale')
+
+    with op.batch_alter_table('process_definition', schema=None) as batch_op:
+        batch_op.drop_column('user_tasks')
 
     op.drop_table('task_draft')
     with op.batch_alter_table('case_document', schema=None) as batch_op:
