@@ -57,7 +57,8 @@ def open_case(
     """
     from app import engine
 
-    case = create_case(person_name, id_number, jurisdiction, decision_date=decision_date, actor_id=actor_id)
+    measure = fields.pop("measure", Measure.COMMUNITY_TREATMENT)
+    case = create_case(person_name, id_number, jurisdiction, measure, decision_date=decision_date, actor_id=actor_id)
     for key, value in fields.items():
         setattr(case, key, value)
     engine.start_process(
