@@ -5,6 +5,8 @@ import re
 
 from flask_babel import lazy_gettext as _l
 
+from app.core.i18n import per_request
+
 
 class Role(enum.StrEnum):
     CASEWORKER = "caseworker"  # 禁毒社工
@@ -28,6 +30,7 @@ ROLE_LABELS = {
 }
 
 
+@per_request
 def role_label(role: str | None) -> str:
     """The role's name in the interface language (unknown roles as they are)."""
     return str(ROLE_LABELS.get(role, role or ""))

@@ -2,6 +2,8 @@
 
 from flask_babel import lazy_gettext as _l
 
+from app.core.i18n import per_request
+
 STAGE_LABELS = {
     "decision": _l("Decision"),
     "intake": _l("Intake"),
@@ -15,9 +17,11 @@ STAGE_LABELS = {
 TIER_LABELS = {"red": _l("Red (high risk)"), "yellow": _l("Yellow (assistance)"), "blue": _l("Blue (stable)")}
 
 
+@per_request
 def stage_label(stage: str | None) -> str:
     return str(STAGE_LABELS.get(stage, stage or ""))
 
 
+@per_request
 def tier_label(tier: str | None) -> str:
     return str(TIER_LABELS.get(tier, _l("Not tiered")))

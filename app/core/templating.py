@@ -11,7 +11,7 @@ from flask_login import current_user
 from app.auth.roles import Role, role_label
 from app.cases.stages import stage_label, tier_label
 from app.core.clock import now
-from app.core.i18n import bilingual
+from app.core.i18n import bilingual, per_request
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -41,7 +41,11 @@ def countdown(due_at: datetime | None, legal_basis: str | None = None, at: datet
     """"剩余3天 · 条例14" / "逾期2天 · 条例14" / "今天到期": whole days between today and the due day, in China."""
     if due_at is None:
         return ""
-    days = (local_date(due_at) - local_date(at or now())).days
+    return _countdown_text((local_date(due_at) - local_date(at or now())).days, legal_basis)
+
+
+@per_request
+def _countdown_text(days: int, legal_basis: str | None) -> str:
     if days > 0:
         text = _("%(days)d days left", days=days)
     elif days == 0:

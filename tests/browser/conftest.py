@@ -9,13 +9,12 @@ from argon2 import PasswordHasher
 from app.auth import passwords
 from tests.browser import CHROMIUM, LiveServer, deploy_and_seed, launch
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
-
 VIEWPORT = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
 def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no chromium at {CHROMIUM} (make browser)")
     with sync_api.sync_playwright() as playwright:

@@ -241,11 +241,10 @@ def test_inbox_table_is_usable_on_a_tablet(pages, username, view):
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="base.html: navbar-expand-md expands the navbar at exactly 768 px and the user menu runs off "
                           "the right edge (navbar-expand-lg fixes it)")
-@pytest.mark.parametrize("username,view", [("supervisor", "team"), ("caseworker", "claimable")])
-def test_pages_do_not_scroll_sideways_on_a_tablet(pages, username, view):
+def test_pages_do_not_scroll_sideways_on_a_tablet(pages):
     page = pages.new(viewport=TABLET)
-    sign_in(page, username)
-    page.goto(f"/inbox/?view={view}")
+    sign_in(page, "caseworker")  # the longest name in the user menu
+    page.goto("/inbox/?view=claimable")
     task_url = page.locator("#results tbody tr[id^=item-] a.btn-primary").first.get_attribute("href")
     widths = "[document.documentElement.scrollWidth, window.innerWidth]"
     overflow = page.evaluate(widths)
@@ -273,3 +272,30 @@ def test_scripts_dropdowns_and_htmx_swaps_work_under_the_content_security_policy
     page.goto(rows.locator("a.btn-primary").get_attribute("href") + "/reassign")
     expect(page.locator("#reason")).to_be_visible()
     assert pages.console_errors == [], pages.console_errors
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="inbox.index renders _results.html for htmx without `assignees`, so after any htmx filter "
+                          "or page change the bulk 'Reassign to' select is empty")
+def test_bulk_reassign_still_offers_people_after_an_htmx_filter(pages):
+    page = pages.new()
+    sign_in(page, "supervisor")
+    page.goto("/inbox/?view=team")
+    options = page.locator("#bulk-assignee option")
+    expect(options).not_to_have_count(1)  # more than "— choose —"
+    people = options.count()
+    page.locator("#q").fill("张伟")
+    page.locator("#q").press("End")
+    expect(page.locator("#results tbody tr[id^=item-]")).to_have_count(1)
+    expect(options).to_have_count(people, timeout=500)  # the swap is done: no need to wait long
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="app/core/templating.py: current_locale is str(get_locale()) = 'zh_Hans_CN', not the "
+                          "'zh_CN' key of LANGUAGES: the menu names no language, signed out both are offered")
+def test_language_menu_names_the_current_language(pages):
+    page = pages.new(locale="zh-CN")
+    page.goto("/auth/login")
+    expect(page.locator("nav button[name=locale]")).to_have_count(1, timeout=500)  # only the other language
+    sign_in(page, "caseworker")
+    expect(page.locator("nav .dropdown-toggle:has(.bi-translate)")).to_contain_text("中文", timeout=500)
