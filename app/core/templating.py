@@ -82,4 +82,16 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _locale():
-        return {"current_locale": str(get_locale() or app.config["BABEL_DEFAULT_LOCALE"]), "now": now()}
+        return {"current_locale": language_key(), "now": now()}
+
+
+def language_key() -> str:
+    """The LANGUAGES key of the current locale (Babel says zh_Hans_CN for zh_CN)."""
+    languages = current_app.config["LANGUAGES"]
+    locale = get_locale()
+    if locale is None:
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    for candidate in (str(locale), f"{locale.language}_{locale.territory}", locale.language):
+        if candidate in languages:
+            return candidate
+    return current_app.config["BABEL_DEFAULT_LOCALE"]

@@ -8,7 +8,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import engine
 from app.auth.models import User
-from app.auth.roles import ROLE_NAMES, Role
+from app.auth.roles import Role
 from app.auth.scope import get_in_scope_or_404, in_scope, scope_nodes
 from app.cases.documents import DocumentError, store_document
 from app.cases.models import Case, Document
@@ -24,6 +24,8 @@ from app.inbox.operations import InboxError
 from app.inbox.queries import InboxFilter, View, filter_choices, inbox_page, is_supervisor, view_counts, views_for
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+#: Roles that carry out tasks in the field (supervisors reassign among these).
+FIELD_ROLES = {Role.CASEWORKER, Role.POLICE, Role.CADRE, Role.MEDICAL}
 
 
 def _fragment_or_page(fragment: str, page: str, **context):
@@ -47,6 +49,9 @@ def _saved_filters() -> list[SavedFilter]:
 @login_required
 def index():
     f = InboxFilter.from_args(request.args)
+    supervisor = is_supervisor(current_user)
+    if "view" not in request.args and supervisor:
+        f.view = View.TEAM.value  # supervisors watch their area; their own tasks are few
     if f.view not in views_for(current_user):
         f.view = View.MINE.value
     counts = view_counts(current_user)
@@ -56,11 +61,11 @@ def index():
         "page": page,
         "counts": counts,
         "views": views_for(current_user),
-        "supervisor": is_supervisor(current_user),
+        "supervisor": supervisor,
+        "assignees": _team() if supervisor else [],
     }
     if request.headers.get("HX-Request"):
         return render_template("inbox/_results.html", **context)
-    assignees = _team() if context["supervisor"] else []
     return render_template(
         "inbox/index.html",
         nodes=scope_nodes(),
@@ -68,21 +73,16 @@ def index():
         stages=STAGE_LABELS,
         tiers=TIER_LABELS,
         saved=_saved_filters(),
-        assignees=assignees,
-        roles=sorted(ROLE_NAMES),
         **context,
     )
 
 
 def _team() -> list[User]:
-    """Active people in the supervisor's jurisdiction (reassignment targets)."""
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(User.active.is_(True), in_scope(User.jurisdiction_id))
-            .order_by(User.display_name)
-        )
+    """Active people in the supervisor's jurisdiction who do casework (reassignment targets)."""
+    users = db.session.scalars(
+        select(User).where(User.active.is_(True), in_scope(User.jurisdiction_id)).order_by(User.display_name)
     )
+    return [u for u in users if u.roles & FIELD_ROLES]
 
 
 def _back_to_inbox():
