@@ -41,17 +41,23 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401  (every table, for Alembic and create_all)
     from app.admin.views import bp as admin_bp
+    from app.audit.kpi_views import bp as kpi_bp
+    from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
     from app.cases import services  # noqa: F401  (registers the case.* service topics)
     from app.cases.views import bp as cases_bp
     from app.cli import register_cli
     from app.core.views import bp as core_bp
     from app.inbox.views import bp as inbox_bp
+    from app.monitor.views import bp as monitor_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(kpi_bp)
+    app.register_blueprint(monitor_bp)
+    app.register_blueprint(audit_bp)
     register_cli(app)
     return app

@@ -64,6 +64,8 @@ def main_menu() -> list[tuple[str, str, bool]]:
         ("inbox.index", _("Inbox"), True),
         ("cases.index", _("Cases"), bool(roles & CASE_ROLES)),
         ("cases.new", _("New case"), bool(roles & INTAKE_ROLES)),
+        ("kpi.index", _("KPIs"), Role.SUPERVISOR in roles),
+        ("monitor.index", _("Processes"), bool(roles & {Role.SUPERVISOR, Role.DESIGNER})),
         ("admin.users", _("Administration"), Role.ADMIN in roles),
     ]
     return [item for item in items if item[0] in current_app.view_functions]

@@ -12,6 +12,9 @@ const files = {
   "bootstrap-icons/font/bootstrap-icons.min.css": "bootstrap-icons.min.css",
   "bootstrap-icons/font/fonts": "fonts",
   "htmx.org/dist/htmx.min.js": "htmx.min.js",
+  "chart.js/dist/chart.umd.min.js": "chart.umd.min.js",
+  "bpmn-js/dist/bpmn-navigated-viewer.production.min.js": "bpmn-navigated-viewer.min.js",
+  "bpmn-js/dist/assets": "bpmn-js-assets",
 };
 
 rmSync(out, { recursive: true, force: true });

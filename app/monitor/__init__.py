@@ -1,0 +1,1 @@
+"""Process monitoring for supervisors: instances, heat maps, incidents, case history diagrams."""
