@@ -20,6 +20,7 @@ from app.cases.models import Case, CaseStatus, Document
 from app.cases.stages import STAGE_LABELS, TIER_LABELS
 from app.core.clock import now
 from app.core.i18n import bilingual
+from app.core.search import url_args
 from app.core.templating import LOCAL_TZ
 from app.engine.models import (
     InstanceStatus,
@@ -152,8 +153,9 @@ class CaseFilter:
         return f
 
     def to_args(self, **changes) -> dict:
-        """Query-string parameters (blank ones left out), with ``changes`` applied."""
-        return {k: v for k, v in (asdict(self) | changes).items() if v not in (None, "")}
+        """Query-string parameters (blank ones left out), with ``changes`` applied; the search term is replaced
+        by the ``s=1`` mark (app.core.search: names and ID numbers stay out of URLs)."""
+        return url_args({k: v for k, v in (asdict(self) | changes).items() if v not in (None, "")}, self.q)
 
     @property
     def active(self) -> bool:

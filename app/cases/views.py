@@ -7,7 +7,18 @@ answers 404 for a case outside the user's node and the nodes below it.
 import re
 from io import BytesIO
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,6 +34,7 @@ from app.cases.models import Case, Document
 from app.cases.queries import CASE_ROLES, FULL_ID_ROLES, INTAKE_ROLES, CaseFilter
 from app.cases.stages import STAGE_LABELS, TIER_LABELS
 from app.core.db import transaction
+from app.core.search import search_term
 from app.extensions import db
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -69,9 +81,13 @@ def _page_arg(name: str) -> int:
 # --- list -------------------------------------------------------------------------------------------------------
 
 
-@bp.get("/")
+@bp.route("/", methods=["GET", "POST"])
 def index():
-    f = CaseFilter.from_args(request.args)
+    """The case list; a search is POSTed so names and ID numbers never appear in a URL (app.core.search)."""
+    f = CaseFilter.from_args(request.form if request.method == "POST" else request.args)
+    f.q = search_term("cases")
+    if request.method == "POST" and not request.headers.get("HX-Request"):
+        return redirect(url_for("cases.index", **f.to_args(page=None)))
     page = queries.case_page(f)
     context = {
         "f": f,
@@ -80,7 +96,9 @@ def index():
         "statuses": queries.STATUS_LABELS,
     }
     if _fragment_for("case-results"):
-        return render_template("cases/_case_table.html", **context)
+        response = make_response(render_template("cases/_case_table.html", **context))
+        response.headers["HX-Push-Url"] = url_for("cases.index", **f.to_args())
+        return response
     return render_template(
         "cases/index.html",
         stages=STAGE_LABELS,

@@ -13,6 +13,7 @@ from app.engine.errors import (
     NotRunnable,
     Problem,
 )
+from app.engine.history import MAX_REASON_LENGTH, InstancePath, instance_path, resume_instance, suspend_instance
 from app.engine.runtime import (
     complete_work_item,
     deliver_pending_messages,
@@ -24,11 +25,13 @@ from app.engine.runtime import (
 from app.engine.specs import DeployResult, SourceFile, deploy, latest_definitions, validate, workflow_files
 
 __all__ = [
+    "MAX_REASON_LENGTH",
     "CompletionResult",
     "Conflict",
     "DeployResult",
     "EngineError",
     "InstanceInfo",
+    "InstancePath",
     "InvalidDefinition",
     "InvalidSubmission",
     "NotFound",
@@ -39,10 +42,13 @@ __all__ = [
     "deliver_pending_messages",
     "deploy",
     "fire_due_timers",
+    "instance_path",
     "latest_definitions",
+    "resume_instance",
     "retry_incident",
     "send_message",
     "start_process",
+    "suspend_instance",
     "validate",
     "workflow_files",
 ]

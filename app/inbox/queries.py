@@ -12,6 +12,7 @@ from app.auth.roles import Role
 from app.auth.scope import in_scope
 from app.cases.models import Case
 from app.core.clock import now
+from app.core.search import url_args
 from app.core.templating import LOCAL_TZ
 from app.engine.models import WorkItem, WorkItemStatus
 from app.extensions import db
@@ -67,14 +68,18 @@ class InboxFilter:
         f.page = max(_int(args.get("page")) or 1, 1)
         return f
 
-    def to_args(self, **changes) -> dict:
-        """Query-string parameters (blank ones left out), with ``changes`` applied."""
+    def params(self, **changes) -> dict:
+        """All parameters (blank ones left out), with ``changes`` applied; includes the search term."""
         values = asdict(self) | changes
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if v not in (None, "")}
 
+    def to_args(self, **changes) -> dict:
+        """Query-string parameters for links: the search term is never in a URL (app.core.search)."""
+        return url_args(self.params(**changes), self.q)
+
     def saved_params(self) -> dict:
-        """What a saved filter keeps: everything but the page."""
-        return {k: v for k, v in self.to_args().items() if k != "page"}
+        """What a saved filter keeps (in the database): everything but the page."""
+        return {k: v for k, v in self.params().items() if k != "page"}
 
     @property
     def active_filters(self) -> int:

@@ -1,6 +1,6 @@
 """The task inbox and task forms (thin: parse, call one operation, render)."""
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import and_, or_, select
@@ -15,6 +15,7 @@ from app.cases.models import Case, Document
 from app.cases.stages import STAGE_LABELS, TIER_LABELS
 from app.core.clock import now
 from app.core.db import transaction
+from app.core.search import remember, search_term
 from app.engine.models import WorkItem, WorkItemStatus
 from app.extensions import db
 from app.inbox import operations
@@ -45,12 +46,17 @@ def _saved_filters() -> list[SavedFilter]:
     )
 
 
-@bp.get("/")
+@bp.route("/", methods=["GET", "POST"])
 @login_required
 def index():
-    f = InboxFilter.from_args(request.args)
+    """The inbox; a search is POSTed so names and ID numbers never appear in a URL (app.core.search)."""
+    args = request.form if request.method == "POST" else request.args
+    f = InboxFilter.from_args(args)
+    f.q = search_term("inbox")
+    if request.method == "POST" and not request.headers.get("HX-Request"):
+        return redirect(url_for("inbox.index", **f.to_args(page=None)))
     supervisor = is_supervisor(current_user)
-    if "view" not in request.args and supervisor:
+    if "view" not in args and supervisor:
         f.view = View.TEAM.value  # supervisors watch their area; their own tasks are few
     if f.view not in views_for(current_user):
         f.view = View.MINE.value
@@ -65,7 +71,9 @@ def index():
         "assignees": _team() if supervisor else [],
     }
     if request.headers.get("HX-Request"):
-        return render_template("inbox/_results.html", **context)
+        response = make_response(render_template("inbox/_results.html", **context))
+        response.headers["HX-Push-Url"] = url_for("inbox.index", **f.to_args())
+        return response
     return render_template(
         "inbox/index.html",
         nodes=scope_nodes(),
@@ -190,13 +198,26 @@ def save_filter():
     if role is not None and role not in current_user.roles:
         flash(_("You can share a filter only with a role you hold."), "warning")
         return _back_to_inbox()
-    params = InboxFilter.from_args(request.form).saved_params()
+    f = InboxFilter.from_args(request.form)
     with transaction():
-        db.session.add(
-            SavedFilter(owner_id=current_user.id, name=name, params=params, shared_role=role, created_at=now())
-        )
+        saved = SavedFilter(owner_id=current_user.id, name=name, params=f.saved_params(), shared_role=role)
+        saved.created_at = now()
+        db.session.add(saved)
     flash(_("Filter “%(name)s” saved.", name=name), "success")
-    return redirect(url_for("inbox.index", **params))
+    remember("inbox", f.q)
+    return redirect(url_for("inbox.index", **f.to_args(page=None)))
+
+
+@bp.get("/filters/<int:filter_id>")
+@login_required
+def apply_filter(filter_id: int):
+    """Open the inbox with a saved filter (its search term goes to the session, not into the URL)."""
+    saved = db.session.get(SavedFilter, filter_id)
+    if saved is None or not (saved.owner_id == current_user.id or saved.shared_role in current_user.roles):
+        abort(404)
+    f = InboxFilter.from_args(saved.params)
+    remember("inbox", f.q)
+    return redirect(url_for("inbox.index", **f.to_args(page=None)))
 
 
 @bp.post("/filters/<int:filter_id>/delete")

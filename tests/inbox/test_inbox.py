@@ -119,6 +119,7 @@ def test_every_inbox_route_is_covered_by_the_scoping_test(app):
         "/inbox/tasks/<int:item_id>/reassign",
         "/inbox/bulk",
         "/inbox/filters",
+        "/inbox/filters/<int:filter_id>",
         "/inbox/filters/<int:filter_id>/delete",
     }  # a new route must be added to the 404 tests above (bulk and filters are tested below)
 
@@ -317,3 +318,33 @@ def test_htmx_gets_the_results_fragment_only(flow, login, client):
     login("caseworker")
     fragment = _text(client.get("/inbox/?view=claimable", headers={"HX-Request": "true"}))
     assert "张伟" in fragment and "<html" not in fragment and 'id="filters"' not in fragment
+
+
+def test_a_search_never_puts_the_name_or_id_number_into_a_url(flow, login, client):
+    """domain.md §5: no personal data in URLs (browser history, access logs)."""
+    login("caseworker")
+    posted = client.post("/inbox/", data={"view": "claimable", "q": "张伟"})
+    location = posted.headers["Location"]
+    assert posted.status_code == 302 and "张伟" not in location and "%E5%BC%A0" not in location and "s=1" in location
+    page = client.get(location).get_data(as_text=True)
+    assert "张伟" in page and 'id="count-claimable"' in page
+    assert "张伟" not in client.post("/inbox/", data={"view": "claimable", "q": "李"}, follow_redirects=True).get_data(
+        as_text=True
+    ).split('id="results"')[1]
+    fragment = client.post("/inbox/", data={"view": "claimable", "q": "440400"}, headers={"HX-Request": "true"})
+    assert "440400" not in fragment.headers["HX-Push-Url"] and "s=1" in fragment.headers["HX-Push-Url"]
+    assert "张伟" in fragment.get_data(as_text=True)
+
+
+def test_a_saved_filter_with_a_search_opens_without_the_term_in_the_url(flow, login, client):
+    login("caseworker")
+    client.post("/inbox/filters", data={"name": "张", "view": "claimable", "q": "张伟"})
+    saved = db.session.scalars(select(SavedFilter)).one()
+    assert saved.params["q"] == "张伟"
+    client.post("/inbox/", data={"q": ""})  # forget the search
+    opened = client.get(f"/inbox/filters/{saved.id}")
+    assert "%E5%BC%A0" not in opened.headers["Location"]
+    page = client.get(opened.headers["Location"]).get_data(as_text=True)
+    assert "张伟" in page.split('id="results"')[1]
+    login("caseworker2")
+    assert client.get(f"/inbox/filters/{saved.id}").status_code == 404

@@ -1,0 +1,304 @@
+"""The hash chain over audit_event: every row carries the SHA-256 of its content and of the previous row's hash.
+
+Writing. New audit events are held back from the flushes of a transaction and inserted when it commits: then the
+chain head (the one row of audit_chain_head) is locked (``FOR UPDATE`` on PostgreSQL; SQLite already holds the
+write lock), each event gets the next ``seq``, the previous hash and its own hash, and the head moves on. So a row
+is complete when it is inserted (it is never updated), and the head is the last lock a transaction takes, held
+only for its final flush and commit: concurrent writers queue on it at the very end of their work, and no writer
+ever waits for another lock while holding it (no deadlock with the instance locks of app.engine.runtime).
+
+Events recorded inside a savepoint that is rolled back are dropped with it, as the session drops its own objects.
+
+Verifying. verify_chain() walks the rows in ``seq`` order in batches (flat memory for millions of rows),
+recomputes every hash and reports the first altered, deleted or inserted row.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+
+from app.audit.models import AuditChainHead, AuditEvent
+
+#: prev_hash of the first row.
+GENESIS = "0" * 64
+_HELD = "audit_chain_held"  # session.info: [(event, transaction it was flushed in)] waiting for the commit
+_SEALING = "audit_chain_sealing"  # session.info: the commit's own flush of the held events is running
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def row_hash(
+    *,
+    seq: int,
+    type: str,  # noqa: A002 - the column's name
+    actor_id: int | None,
+    occurred_at: datetime,
+    jurisdiction_id: int | None,
+    case_id: int | None,
+    instance_id: int | None,
+    payload,
+    prev_hash: str,
+) -> str:
+    """SHA-256 (hex) of a row's canonical JSON content followed by ``prev_hash``."""
+    content = canonical_json(
+        {
+            "seq": seq,
+            "type": type,
+            "actor_id": actor_id,
+            "occurred_at": _iso(occurred_at),
+            "jurisdiction_id": jurisdiction_id,
+            "case_id": case_id,
+            "instance_id": instance_id,
+            "payload": payload,
+        }
+    )
+    return hashlib.sha256((content + prev_hash).encode("utf-8")).hexdigest()
+
+
+# --- writing ------------------------------------------------------------------------------------------------------
+
+
+def _held(session: Session) -> list[tuple[AuditEvent, SessionTransaction | None]]:
+    return session.info.setdefault(_HELD, [])
+
+
+@event.listens_for(Session, "before_flush")
+def _hold_new_events(session: Session, flush_context, instances) -> None:
+    """Keep new audit events out of the transaction's flushes until it commits."""
+    if session.info.get(_SEALING):
+        return
+    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
+    if not new:
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    held = _held(session)
+    for obj in new:
+        session.expunge(obj)
+        held.append((obj, transaction))
+
+
+@event.listens_for(Session, "before_commit")
+def _seal(session: Session) -> None:
+    """Append the transaction's audit events to the chain, as the last thing before the commit."""
+    if session.in_nested_transaction():
+        return  # releasing a savepoint: the events wait for the outer commit
+    session.flush()  # everything else first (new events recorded since the last flush join the held ones)
+    held = session.info.pop(_HELD, None)
+    if not held:
+        return
+    events = [obj for obj, _ in held]
+    session.info[_SEALING] = True
+    try:
+        append_to_chain(session, events)
+        session.add_all(events)
+        session.flush()
+    finally:
+        session.info.pop(_SEALING, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Events flushed in a rolled-back transaction (or savepoint, or one inside it) are gone with it."""
+    held = session.info.get(_HELD)
+    if not held:
+        return
+    session.info[_HELD] = [(obj, tx) for obj, tx in held if not _within(tx, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """(last_seq, last_hash) of the chain, the head row locked until the transaction ends."""
+    query = select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(AuditChainHead.id == 1).with_for_update()
+    row = session.execute(query).first()
+    if row is None:  # a fresh database: start the head at the table's last row
+        tail = session.execute(
+            select(AuditEvent.seq, AuditEvent.row_hash)
+            .where(AuditEvent.seq.is_not(None))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+        values = {"id": 1, "last_seq": tail[0] if tail else 0, "last_hash": tail[1] if tail else GENESIS}
+        dialect = session.get_bind().dialect.name
+        table = AuditChainHead.__table__
+        if dialect == "postgresql":
+            statement = postgresql.insert(table).values(values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite.insert(table).values(values).on_conflict_do_nothing()
+        else:
+            statement = insert(table).values(values)
+        session.execute(statement)
+        row = session.execute(query).one()
+    return row[0], row[1]
+
+
+def append_to_chain(session: Session, events: Iterable[AuditEvent]) -> None:
+    """Give ``events`` (not yet inserted) the next chain positions and hashes, and move the head."""
+    last_seq, last_hash = _lock_head(session)
+    for obj in events:
+        # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
+        obj.payload = json.loads(json.dumps(obj.payload if obj.payload is not None else {}))
+        last_seq += 1
+        obj.seq, obj.prev_hash = last_seq, last_hash
+        obj.row_hash = last_hash = row_hash(
+            seq=last_seq,
+            type=obj.type,
+            actor_id=obj.actor_id,
+            occurred_at=obj.occurred_at,
+            jurisdiction_id=obj.jurisdiction_id,
+            case_id=obj.case_id,
+            instance_id=obj.instance_id,
+            payload=obj.payload,
+            prev_hash=obj.prev_hash,
+        )
+    session.execute(
+        update(AuditChainHead.__table__)
+        .where(AuditChainHead.id == 1)
+        .values(last_seq=last_seq, last_hash=last_hash)
+    )
+
+
+# --- verifying ----------------------------------------------------------------------------------------------------
+
+ALTERED, DELETED, INSERTED = "altered", "deleted", "inserted"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first place the chain does not hold."""
+
+    kind: str  #: altered, deleted or inserted
+    seq: int | None  #: chain position (None for a row outside the chain)
+    event_id: int | None  #: audit_event.id of the row concerned (the row after the gap for ``deleted``)
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else "no seq"
+        row = f", id {self.event_id}" if self.event_id is not None else ""
+        return f"{self.kind} at {where}{row}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    rows: int  #: rows checked in chain order
+    problem: Problem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+_COLUMNS = (
+    AuditEvent.id,
+    AuditEvent.seq,
+    AuditEvent.type,
+    AuditEvent.actor_id,
+    AuditEvent.occurred_at,
+    AuditEvent.jurisdiction_id,
+    AuditEvent.case_id,
+    AuditEvent.instance_id,
+    AuditEvent.payload,
+    AuditEvent.prev_hash,
+    AuditEvent.row_hash,
+)
+
+
+def verify_chain(session: Session | scoped_session, batch: int = 5000) -> VerifyResult:
+    """Walk the chain in ``seq`` order and report the first altered, deleted or inserted row.
+
+    - altered: a row's content no longer gives its stored hash;
+    - deleted: a position is missing (a gap in ``seq``, or rows missing after the last one the head names);
+    - inserted: a row outside the chain (no ``seq``, a repeated ``seq``, beyond the head) or one whose
+      ``prev_hash`` is not the hash of the row before it.
+
+    Reads in one transaction (a snapshot); the caller ends it.
+    """
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.get_transaction() is None and session.get_bind().dialect.name == "postgresql":
+        # One snapshot for the whole walk: a commit meanwhile must not look like a row beyond the head.
+        # (SQLite: the transaction holds the write lock, so writers wait until the walk ends.)
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    expected_seq, prev_hash, rows, after = 1, GENESIS, 0, 0
+    while True:
+        chunk = session.execute(
+            select(*_COLUMNS).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        for row in chunk:
+            problem = _check_row(row, expected_seq, prev_hash)
+            if problem is not None:
+                return VerifyResult(rows, problem)
+            rows += 1
+            expected_seq, prev_hash = row.seq + 1, row.row_hash
+        if len(chunk) < batch:
+            break
+        after = chunk[-1].seq  # plain rows, not ORM objects: nothing is kept between batches
+    outside = session.execute(
+        select(AuditEvent.id).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(1)
+    ).scalar()
+    if outside is not None:
+        return VerifyResult(rows, Problem(INSERTED, None, outside, "row without a chain position"))
+    head = session.execute(select(AuditChainHead.last_seq, AuditChainHead.last_hash)).first()
+    last_seq = expected_seq - 1
+    if head is not None and (head.last_seq, head.last_hash) != (last_seq, prev_hash):
+        if head.last_seq > last_seq:
+            detail = f"the chain ends at seq {last_seq} but its head names seq {head.last_seq}"
+            return VerifyResult(rows, Problem(DELETED, last_seq + 1, None, detail))
+        if head.last_seq < last_seq:
+            detail = f"rows after seq {head.last_seq}, the last one the chain head names"
+            return VerifyResult(rows, Problem(INSERTED, head.last_seq + 1, None, detail))
+        detail = "the chain head names this position with another hash"
+        return VerifyResult(rows, Problem(ALTERED, last_seq, None, detail))
+    if head is None and rows:
+        return VerifyResult(rows, Problem(DELETED, None, None, "the chain head row is missing"))
+    return VerifyResult(rows, None)
+
+
+def _check_row(row, expected_seq: int, prev_hash: str) -> Problem | None:
+    if row.seq < expected_seq:  # only possible without the unique index
+        return Problem(INSERTED, row.seq, row.id, "a second row at this position")
+    if row.seq > expected_seq:
+        missing = f"seq {expected_seq}" if row.seq == expected_seq + 1 else f"seq {expected_seq}-{row.seq - 1}"
+        return Problem(DELETED, expected_seq, row.id, f"{missing} missing before this row")
+    if row.prev_hash is None or row.row_hash is None:
+        return Problem(ALTERED, row.seq, row.id, "hashes missing")
+    computed = row_hash(
+        seq=row.seq,
+        type=row.type,
+        actor_id=row.actor_id,
+        occurred_at=row.occurred_at,
+        jurisdiction_id=row.jurisdiction_id,
+        case_id=row.case_id,
+        instance_id=row.instance_id,
+        payload=row.payload,
+        prev_hash=row.prev_hash,
+    )
+    if computed != row.row_hash:
+        return Problem(ALTERED, row.seq, row.id, "content does not match its hash")
+    if row.prev_hash != prev_hash:  # both rows hash right: one of them was put there whole
+        return Problem(INSERTED, row.seq, row.id, f"does not link to the row before it (seq {row.seq - 1})")
+    return None

@@ -1,0 +1,1 @@
+"""Audit: hash chain, append-only trigger, access log."""
