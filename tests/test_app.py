@@ -30,7 +30,7 @@ def test_sign_in_and_out(app, client):
     with transaction():
         seed()
     page = client.post("/auth/login", data={"username": "caseworker", "password": "wrong"})
-    assert page.status_code == 200 and "Wrong username or password" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "用户名或密码错误" in page.get_data(as_text=True)  # Chinese by default
     response = client.post("/auth/login", data={"username": "caseworker", "password": DEMO_PASSWORD})
     assert response.status_code == 302
     assert client.get("/").headers["Location"].endswith("/inbox/")  # the workbench opens on the inbox

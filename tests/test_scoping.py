@@ -9,9 +9,10 @@ from sqlalchemy import select
 from app import engine
 from app.cases.models import Document
 from app.core.db import transaction
-from app.engine.models import WorkItem
+from app.engine.models import Incident, ProcessDefinition, ProcessInstance, WorkItem
 from app.extensions import db
 from app.inbox.models import SavedFilter
+from tests.conftest import FIXTURES
 from tests.inbox.test_inbox import FIXTURE, PNG
 
 #: Routes reachable without an id of someone else's object; they are scoped by their queries (tested per area).
@@ -22,8 +23,14 @@ NO_OBJECT = {"static", "core.healthz"}
 def objects(app, users, tree, case_factory, clock):
     """One of each kind of object, all in community a (or owned by its caseworker)."""
     with transaction():
-        engine.deploy([engine.SourceFile.from_path(FIXTURE)])
+        engine.deploy([engine.SourceFile.from_path(FIXTURE), engine.SourceFile.from_path(FIXTURES / "failing.bpmn")])
     case = case_factory("张伟", tree["a"])
+    with transaction():  # an incident in community a (tests/test_app.py raises one the same way)
+        engine.start_process("failing", case_id=case.id, jurisdiction_id=case.jurisdiction_id, data={"divisor": 0})
+    failing = db.session.scalars(select(WorkItem).where(WorkItem.process_key == "failing")).one()
+    with transaction():
+        engine.complete_work_item(failing.id, {})
+    incident = db.session.scalars(select(Incident)).one()
     with transaction():
         engine.start_process("all_fields", case_id=case.id, jurisdiction_id=case.jurisdiction_id)
         saved = SavedFilter(owner_id=users["caseworker"].id, name="mine", params={}, created_at=clock.now())
@@ -33,8 +40,15 @@ def objects(app, users, tree, case_factory, clock):
         from app.cases.documents import store_document
 
         document = store_document(case, FileStorage(io.BytesIO(PNG), "p.png"), users["caseworker"].id)
-    item = db.session.scalars(select(WorkItem).where(WorkItem.case_id == case.id)).one()
+    item = db.session.scalars(select(WorkItem).where(WorkItem.process_key == "all_fields")).one()
+    definition = db.session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "all_fields")).one()
     return {
+        "instance_id": item.instance_id,
+        "incident_id": incident.id,
+        "definition_id": definition.id,
+        "key": definition.key,
+        "version": definition.version,
+        "measure": "report_rate",
         "case_id": case.id,
         "item_id": item.id,
         "document_id": document.id,
@@ -66,6 +80,8 @@ def test_every_route_with_an_id_answers_404_to_another_community(app, client, lo
     item = db.session.get(WorkItem, objects["item_id"])
     assert item.assignee_id is None and db.session.get(SavedFilter, objects["filter_id"]) is not None
     assert db.session.get(Document, objects["document_id"]) is not None
+    assert db.session.get(Incident, objects["incident_id"]).resolved_at is None
+    assert db.session.get(ProcessInstance, objects["instance_id"]).status.value == "running"
 
 
 def test_the_owner_can_reach_the_same_objects(app, client, login, objects):

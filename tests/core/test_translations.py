@@ -7,7 +7,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 APP = Path(__file__).resolve().parents[2] / "app"
-CATALOGUE = APP / "translations" / "zh_CN" / "LC_MESSAGES" / "messages.po"
+#: Babel reads the configured "zh_CN" as zh_Hans_CN, and gettext looks for that folder name.
+CATALOGUE = APP / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 
