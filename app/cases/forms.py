@@ -98,7 +98,7 @@ MEASURE_LABELS = {
 class NewCaseForm(FlaskForm):
     """The 社区戒毒决定书 as typed in from the paper decision; the community choices are set by the view."""
 
-    person_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)], filters=[_strip])
+    person_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=100)], filters=[_strip])
     id_number = StringField(
         _l("Resident ID number"), validators=[DataRequired(), Length(max=32)], filters=[normalize_id_number]
     )

@@ -43,7 +43,7 @@ INTAKE_ROLES = frozenset({Role.CASEWORKER, Role.POLICE, Role.SUPERVISOR})
 FULL_ID_ROLES = frozenset({Role.CASEWORKER, Role.POLICE, Role.SUPERVISOR})
 
 STATUS_LABELS = {
-    CaseStatus.OPEN.value: _l("Open"),
+    CaseStatus.OPEN.value: _l("Under supervision"),
     CaseStatus.SUSPENDED.value: _l("Suspended (中止)"),
     CaseStatus.CLOSED.value: _l("Closed"),
 }
