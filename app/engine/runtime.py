@@ -487,6 +487,8 @@ def retry_incident(incident_id: int, actor_id: int | None = None, data: dict | N
     db.session.refresh(incident)
     if incident.status != IncidentStatus.OPEN:
         raise Conflict(f"incident {incident_id} is already resolved")
+    if instance.status == InstanceStatus.SUSPENDED:
+        raise NotRunnable("the process is suspended; resume it before retrying")
     at = now()
     workflow = _load(instance)
     before = snapshot(workflow)

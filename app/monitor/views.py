@@ -20,7 +20,8 @@ from app.cases.queries import EVENT_LABELS, user_names
 from app.core.clock import now
 from app.core.db import transaction
 from app.core.i18n import bilingual
-from app.engine.models import Incident, InstanceStatus, ProcessDefinition
+from app.core.templating import format_local
+from app.engine.models import DefinitionKind, Incident, InstanceStatus, ProcessDefinition
 from app.extensions import db
 from app.monitor import queries
 from app.monitor.forms import ReasonForm
@@ -51,7 +52,7 @@ INSTANCE_EVENT_LABELS = {
 
 
 def is_supervisor() -> bool:
-    return Role.SUPERVISOR in current_user.roles
+    return current_user.is_authenticated and Role.SUPERVISOR in current_user.roles
 
 
 @bp.before_request
@@ -64,7 +65,7 @@ def _monitor_roles_only():
 @bp.app_template_global()
 def case_processes(case_id: int) -> list[dict]:
     """The case's process instances, for the case page's "process history" list (supervisors only)."""
-    if not current_user.is_authenticated or not is_supervisor():
+    if not is_supervisor():
         return []
     return [
         {
@@ -137,7 +138,7 @@ def definition(key: str, version: int):
 @bp.get(f"/definitions/<{ID}:definition_id>/diagram.bpmn")
 def diagram_xml(definition_id: int):
     found = db.session.get(ProcessDefinition, definition_id)
-    if found is None or found.kind.value != "bpmn" or not _may_see_diagram(found):
+    if found is None or found.kind != DefinitionKind.BPMN or not _may_see_diagram(found):
         abort(404)
     response = current_app.response_class(found.xml, mimetype="application/xml")
     response.headers["Cache-Control"] = "private, max-age=3600"  # a deployed version never changes
@@ -187,6 +188,7 @@ def _event_row(event, actors: dict[int, str]) -> dict:
         "type": event.type,
         "label": str(INSTANCE_EVENT_LABELS.get(event.type, event.type)),
         "at": event.occurred_at.isoformat(),
+        "when": format_local(event.occurred_at),
         "actor": actors.get(event.actor_id) or _("system"),
         "reason": payload.get("reason"),
         "error": payload.get("error"),

@@ -12,11 +12,6 @@
     return node;
   }
 
-  function formatTime(iso) {
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(document.documentElement.lang || undefined);
-  }
-
   function showError(container, error) {
     console.warn("diagram:", error);
     container.replaceChildren(el("p", "text-danger small m-2", container.dataset.error || "The diagram could not be drawn."));
@@ -101,7 +96,7 @@
       const item = el("li");
       item.dataset.type = event.type;
       const when = el("div", "small text-body-secondary");
-      const time = el("time", "", formatTime(event.at));
+      const time = el("time", "", event.when || event.at);  // formatted by the server, in China's time
       time.dateTime = event.at;
       when.append(time, ` · ${event.actor}`);
       item.append(when, el("div", "fw-semibold", event.label));

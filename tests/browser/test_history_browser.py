@@ -19,23 +19,37 @@ expect = sync_api.expect
 
 def open_item(person: str, element_id: str) -> tuple[int, int, int]:
     """(case id, instance id, work item id) of the person's open task ``element_id``."""
-    return read(lambda session: tuple(session.execute(
-        select(Case.id, WorkItem.instance_id, WorkItem.id)
-        .join(WorkItem, WorkItem.case_id == Case.id)
-        .where(Case.person_name == person, WorkItem.element_id == element_id, WorkItem.status == WorkItemStatus.OPEN)
-    ).one()))
+    return read(
+        lambda session: tuple(
+            session.execute(
+                select(Case.id, WorkItem.instance_id, WorkItem.id)
+                .join(WorkItem, WorkItem.case_id == Case.id)
+                .where(
+                    Case.person_name == person,
+                    WorkItem.element_id == element_id,
+                    WorkItem.status == WorkItemStatus.OPEN,
+                )
+            ).one()
+        )
+    )
 
 
 def open_elements(instance_id: int) -> list[str]:
-    return read(lambda session: list(session.scalars(
-        select(WorkItem.element_id).where(WorkItem.instance_id == instance_id, WorkItem.status == WorkItemStatus.OPEN)
-    )))
+    return read(
+        lambda session: list(
+            session.scalars(
+                select(WorkItem.element_id).where(
+                    WorkItem.instance_id == instance_id, WorkItem.status == WorkItemStatus.OPEN
+                )
+            )
+        )
+    )
 
 
 def process_key(instance_id: int) -> str:
-    return read(lambda session: session.scalar(
-        select(ProcessInstance.process_key).where(ProcessInstance.id == instance_id)
-    ))
+    return read(
+        lambda session: session.scalar(select(ProcessInstance.process_key).where(ProcessInstance.id == instance_id))
+    )
 
 
 def test_supervisor_opens_a_case_history_and_sees_the_path_on_the_diagram(page):
@@ -78,9 +92,9 @@ def test_designer_gets_the_heat_map_but_not_the_instance_page(pages):
     assert page.goto(f"/monitor/instances/{instance_id}").status == 404
     page.goto("/monitor/")
     page.locator("#process-table a", has_text="v1").first.wait_for()
-    version = read(lambda session: session.scalar(
-        select(ProcessInstance.definition_id).where(ProcessInstance.id == instance_id)
-    ))
+    version = read(
+        lambda session: session.scalar(select(ProcessInstance.definition_id).where(ProcessInstance.id == instance_id))
+    )
     page.locator(f"#definition-{version} a").click()
     diagram = page.locator("#diagram")
     expect(diagram).to_have_attribute("data-rendered", "yes")
