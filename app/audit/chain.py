@@ -31,8 +31,12 @@ _HELD = "audit_chain_held"  # session.info: [(event, transaction it was flushed 
 _SEALING = "audit_chain_sealing"  # session.info: the commit's own flush of the held events is running
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_json(value) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """Sorted keys, no spaces, UTF-8 text as is: the same bytes for the same content on every database."""
+    return _CANONICAL.encode(value)
 
 
 def _iso(value: datetime) -> str:
@@ -131,34 +135,39 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
     return False
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
+_HEAD = AuditChainHead.__table__
+_EVENTS = AuditEvent.__table__
+_READ_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+
+
+def _lock_head(connection) -> tuple[int, str]:
     """(last_seq, last_hash) of the chain, the head row locked until the transaction ends."""
-    query = select(AuditChainHead.last_seq, AuditChainHead.last_hash).where(AuditChainHead.id == 1).with_for_update()
-    row = session.execute(query).first()
+    row = connection.execute(_READ_HEAD).first()
     if row is None:  # a fresh database: start the head at the table's last row
-        tail = session.execute(
-            select(AuditEvent.seq, AuditEvent.row_hash)
-            .where(AuditEvent.seq.is_not(None))
-            .order_by(AuditEvent.seq.desc())
+        tail = connection.execute(
+            select(_EVENTS.c.seq, _EVENTS.c.row_hash)
+            .where(_EVENTS.c.seq.is_not(None))
+            .order_by(_EVENTS.c.seq.desc())
             .limit(1)
         ).first()
         values = {"id": 1, "last_seq": tail[0] if tail else 0, "last_hash": tail[1] if tail else GENESIS}
-        dialect = session.get_bind().dialect.name
-        table = AuditChainHead.__table__
+        dialect = connection.dialect.name
         if dialect == "postgresql":
-            statement = postgresql.insert(table).values(values).on_conflict_do_nothing()
+            statement = postgresql.insert(_HEAD).values(values).on_conflict_do_nothing()
         elif dialect == "sqlite":
-            statement = sqlite.insert(table).values(values).on_conflict_do_nothing()
+            statement = sqlite.insert(_HEAD).values(values).on_conflict_do_nothing()
         else:
-            statement = insert(table).values(values)
-        session.execute(statement)
-        row = session.execute(query).one()
+            statement = insert(_HEAD).values(values)
+        connection.execute(statement)
+        row = connection.execute(_READ_HEAD).one()
     return row[0], row[1]
 
 
 def append_to_chain(session: Session, events: Iterable[AuditEvent]) -> None:
     """Give ``events`` (not yet inserted) the next chain positions and hashes, and move the head."""
-    last_seq, last_hash = _lock_head(session)
+    connection = session.connection()
+    last_seq, last_hash = _lock_head(connection)
     for obj in events:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
         obj.payload = json.loads(json.dumps(obj.payload if obj.payload is not None else {}))
@@ -175,11 +184,7 @@ def append_to_chain(session: Session, events: Iterable[AuditEvent]) -> None:
             payload=obj.payload,
             prev_hash=obj.prev_hash,
         )
-    session.execute(
-        update(AuditChainHead.__table__)
-        .where(AuditChainHead.id == 1)
-        .values(last_seq=last_seq, last_hash=last_hash)
-    )
+    connection.execute(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})
 
 
 # --- verifying ----------------------------------------------------------------------------------------------------

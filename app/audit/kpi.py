@@ -35,9 +35,10 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    true,
     union_all,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from app.audit.models import AuditEvent
 from app.auth.models import JurisdictionNode
@@ -81,7 +82,6 @@ class Period:
     @classmethod
     def parse(cls, code: str | None, today: date | None = None) -> "Period":
         """ "2026-03" / "2026-Q1" / "2026"; anything else (or nothing) is the current month."""
-        today = today or local_today()
         code = (code or "").strip()
         try:
             if len(code) == 4 and code.isdigit():
@@ -92,7 +92,7 @@ class Period:
                 return cls.of("month", date(int(code[:4]), int(code[5:]), 1))
         except ValueError:
             pass
-        return cls.of("month", today)
+        return cls.of("month", today or local_today())
 
     @property
     def code(self) -> str:
@@ -217,7 +217,9 @@ class Result:
 class _Scope:
     """What a measure's units are restricted to: the node's communities, a date span, the time of asking."""
 
-    node_ids: list[int]
+    #: The node's materialised path: "the node and below" is a prefix match (a subquery the planner can hash;
+    #: a literal list of a city's ~1,500 node ids is slower to send and to plan).
+    path: str
     start: date
     end: date
     asof: datetime
@@ -230,30 +232,45 @@ class _Scope:
     def end_at(self) -> datetime:
         return local_midnight(self.end)
 
+    #: The node is the only root: every case is in it, no filter needed.
+    everything: bool = False
+
     def cases_here(self, case_id_column):
         """WHERE: the case's current community is in the node or below it."""
-        return case_id_column.in_(select(Case.id).where(Case.jurisdiction_id.in_(self.node_ids)))
+        if self.everything:
+            return true()
+        return case_id_column.in_(select(Case.id).where(self.here(Case.jurisdiction_id)))
+
+    def here(self, jurisdiction_column):
+        """WHERE: a jurisdiction id lies in the node or below it (a path-prefix subquery)."""
+        if self.everything:
+            return true()
+        return jurisdiction_column.in_(select(JurisdictionNode.id).where(JurisdictionNode.path.startswith(self.path)))
 
 
-def node_ids(node: JurisdictionNode) -> list[int]:
-    """The node and every node below it (materialised path prefix)."""
-    return list(db.session.scalars(select(JurisdictionNode.id).where(JurisdictionNode.path.startswith(node.path))))
+def _is_whole_tree(node: JurisdictionNode) -> bool:
+    """The node is the only root (a city supervisor's usual view): its scope is every case."""
+    if node.parent_id is not None:
+        return False
+    return db.session.scalar(select(func.count()).where(JurisdictionNode.parent_id.is_(None))) == 1
 
 
-def compute(definition: Definition, node: JurisdictionNode, period: Period, trend: int = 1) -> Result:
+def compute(
+    definition: Definition, node: JurisdictionNode, period: Period, trend: int = 1, whole_tree: bool | None = None
+) -> Result:
     """The figures of ``trend`` periods ending with ``period`` in one grouped query (bucketed with CASE)."""
     periods = period.series(trend) if not definition.snapshot else [period]
-    ids = node_ids(node)
+    everything = _is_whole_tree(node) if whole_tree is None else whole_tree
     asof = now()
-    result = Result(definition, node, period, _scope=_Scope(ids, period.start, period.end, asof))
+    result = Result(definition, node, period, _scope=_Scope(node.path, period.start, period.end, asof, everything))
     if not definition.available:
         return result
     if definition.snapshot:
-        units = definition.units(_Scope(ids, period.start, period.end, asof)).subquery()
+        units = definition.units(_Scope(node.path, period.start, period.end, asof, everything)).subquery()
         counts = dict(db.session.execute(select(units.c.key, func.count()).group_by(units.c.key)).all())
         result.trend = [Figure(None, counts, definition.numerator_keys, definition.denominator_keys)]
         return result
-    span = _Scope(ids, periods[0].start, periods[-1].end, asof)
+    span = _Scope(node.path, periods[0].start, periods[-1].end, asof, everything)
     units = definition.units(span).subquery()
     bounds = [p.end for p in periods[:-1]]
     if isinstance(units.c.at.type, type(AuditEvent.occurred_at.type)):
@@ -336,7 +353,7 @@ def _report_units(scope: _Scope) -> Select:
     )
     cutoff = local_today() - timedelta(days=REPORT_DAYS)
     return select(Case.id.label("case_id"), Case.decision_date.label("at"), _yes(reported_in_time).label("key")).where(
-        Case.jurisdiction_id.in_(scope.node_ids),
+        scope.here(Case.jurisdiction_id),
         Case.decision_date >= scope.start,
         Case.decision_date < scope.end,
         or_(Case.term_started_on.is_not(None), Case.decision_date < cutoff),
@@ -382,7 +399,7 @@ def _tier_units(scope: _Scope) -> Select:
     """三色分级 (now, not period-bound): open and suspended cases keyed by their current tier (``none``: untiered)."""
     return select(
         Case.id.label("case_id"), Case.created_at.label("at"), func.coalesce(Case.tier, "none").label("key")
-    ).where(Case.jurisdiction_id.in_(scope.node_ids), Case.status != CaseStatus.CLOSED)
+    ).where(scope.here(Case.jurisdiction_id), Case.status != CaseStatus.CLOSED)
 
 
 def _tier_movement_units(scope: _Scope) -> Select:
@@ -463,7 +480,7 @@ def _young_units(scope: _Scope) -> Select:
         else_="adult",
     )
     return select(Case.id.label("case_id"), Case.decision_date.label("at"), key.label("key")).where(
-        Case.jurisdiction_id.in_(scope.node_ids), Case.decision_date >= scope.start, Case.decision_date < scope.end
+        scope.here(Case.jurisdiction_id), Case.decision_date >= scope.start, Case.decision_date < scope.end
     )
 
 
@@ -696,7 +713,8 @@ young_new = _measure("young_new")
 
 def dashboard(node: JurisdictionNode, period: Period, trend: int = 12) -> list[Result]:
     """Every measure for the node: the figure of ``period`` and the trend of ``trend`` periods ending with it."""
-    return [compute(d, node, period, trend) for d in DEFINITIONS.values()]
+    whole_tree = _is_whole_tree(node)
+    return [compute(d, node, period, trend, whole_tree) for d in DEFINITIONS.values()]
 
 
 def case_rows(result: Result, key: str | None, page: int = 1, per_page: int = 50) -> tuple[int, list[tuple]]:
@@ -706,6 +724,7 @@ def case_rows(result: Result, key: str | None, page: int = 1, per_page: int = 50
     page_rows = db.session.execute(
         select(Case, rows.c.at, rows.c.key)
         .join(rows, rows.c.case_id == Case.id)
+        .options(joinedload(Case.jurisdiction))
         .order_by(rows.c.at.desc(), Case.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -719,5 +738,6 @@ def all_case_rows(result: Result, key: str | None) -> Sequence[tuple]:
     return db.session.execute(
         select(Case, rows.c.at, rows.c.key)
         .join(rows, rows.c.case_id == Case.id)
+        .options(joinedload(Case.jurisdiction))
         .order_by(rows.c.at.desc(), Case.id.desc())
     ).all()

@@ -8,13 +8,13 @@ import csv
 import io
 from datetime import date, datetime
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.audit import kpi
 from app.audit.log import record
-from app.auth.models import JurisdictionNode
+from app.auth.models import JurisdictionNode, NodeLevel
 from app.auth.roles import Role
 from app.auth.scope import node_in_scope, scope_nodes
 from app.core.db import transaction
@@ -91,16 +91,29 @@ def _chart(result: kpi.Result) -> dict:
 def index():
     node = _node()
     period = kpi.Period.parse(request.args.get("period"))
-    results = kpi.dashboard(node, period, trend=TREND_PERIODS)
+    results = kpi.dashboard(node, period, trend=1)
     return render_template(
         "kpi/index.html",
         node=node,
         period=period,
         results=results,
-        charts={r.definition.id: _chart(r) for r in results if r.definition.available and not r.definition.snapshot},
-        nodes=scope_nodes(),
+        trend_periods=TREND_PERIODS,
+        nodes=[n for n in scope_nodes() if n.level != NodeLevel.GRID or n.id == node.id],  # grids: by URL only
         choices=_period_choices(period),
     )
+
+
+@bp.get("/<measure>/trend.json")
+def trend(measure: str):
+    """The chart of one measure over the last TREND_PERIODS periods (fetched by kpi.js after the page is shown)."""
+    definition = _definition(measure)
+    if definition.snapshot:
+        abort(404)
+    node = _node()
+    period = kpi.Period.parse(request.args.get("period"))
+    response = jsonify(_chart(kpi.compute(definition, node, period, trend=TREND_PERIODS)))
+    response.headers["Cache-Control"] = "private, max-age=60"
+    return response
 
 
 @bp.get("/<measure>/cases")

@@ -26,7 +26,10 @@ class Case(db.Model):
     """A person's file; it belongs to exactly one community at a time."""
 
     __tablename__ = "rehab_case"
-    __table_args__ = (Index("ix_rehab_case_jurisdiction_status", "jurisdiction_id", "status"),)
+    __table_args__ = (
+        Index("ix_rehab_case_jurisdiction_status", "jurisdiction_id", "status"),
+        Index("ix_rehab_case_decision_date", "decision_date"),  # KPIs: cases decided in a period
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)

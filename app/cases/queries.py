@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.audit.models import AuditEvent
@@ -330,17 +330,35 @@ def user_names(ids) -> dict[int, str]:
 # --- the timeline -------------------------------------------------------------------------------------------------
 
 
+#: Who looked at the case is the access log's business (supervisors, app.audit.views), not the timeline's.
+ACCESS_EVENTS = ("case_viewed", "document_downloaded", "id_number_revealed", "export_downloaded")
+
+
+def _case_events(case: Case):
+    return and_(AuditEvent.case_id == case.id, AuditEvent.type.not_in(ACCESS_EVENTS))
+
+
 def event_types(case: Case) -> list[tuple[str, str]]:
     """(type, label) of the event types the case has, for the timeline filter."""
-    types = db.session.scalars(select(AuditEvent.type).where(AuditEvent.case_id == case.id).distinct())
+    types = db.session.scalars(select(AuditEvent.type).where(_case_events(case)).distinct())
     return sorted(((t, str(EVENT_LABELS.get(t, t))) for t in types), key=lambda pair: pair[1])
 
 
-def timeline(case: Case, event_type: str | None, page: int) -> Pagination:
-    """The case's audit events, newest first, optionally of one type."""
-    query = select(AuditEvent).where(AuditEvent.case_id == case.id)
+def event_actors(case: Case) -> list[tuple[int, str]]:
+    """(user id, name) of everyone who acted on the case, for the timeline filter."""
+    ids = db.session.scalars(
+        select(AuditEvent.actor_id).where(_case_events(case), AuditEvent.actor_id.is_not(None)).distinct()
+    )
+    return sorted(user_names(ids).items(), key=lambda pair: pair[1])
+
+
+def timeline(case: Case, event_type: str | None, page: int, actor_id: int | None = None) -> Pagination:
+    """The case's audit events, newest first, optionally of one type and one actor."""
+    query = select(AuditEvent).where(_case_events(case))
     if event_type:
         query = query.where(AuditEvent.type == event_type)
+    if actor_id:
+        query = query.where(AuditEvent.actor_id == actor_id)
     query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
     return db.paginate(query, page=page, per_page=TIMELINE_PAGE_SIZE, error_out=False, count=True)
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
 
 from app import engine
+from app.audit.log import record
 from app.auth.models import JurisdictionNode
 from app.auth.scope import get_in_scope_or_404, node_in_scope
 from app.cases import operations, queries
@@ -152,12 +153,15 @@ def _timeline_context(case: Case) -> dict:
     event_type = request.args.get("event") or None
     if event_type is not None and not EVENT_TYPE.fullmatch(event_type):
         event_type = None
-    events = queries.timeline(case, event_type, _page_arg("tpage"))
+    actor_id = request.args.get("actor", type=int)
+    events = queries.timeline(case, event_type, _page_arg("tpage"), actor_id)
     return {
         "case": case,
         "events": events,
         "event_type": event_type,
         "event_types": queries.event_types(case),
+        "actor_id": actor_id,
+        "event_actors": queries.event_actors(case),
         "event_labels": queries.EVENT_LABELS,
         "details": queries.describe_events(events.items),
         "actors": queries.user_names(e.actor_id for e in events.items),
@@ -202,7 +206,12 @@ def show(case_id: int):
     if full_id:
         with transaction():
             operations.record_id_number_revealed(case, current_user.id)
-    return _render_show(case, full_id=full_id)
+    case_ref = {"case_id": case.id, "jurisdiction_id": case.jurisdiction_id}
+    page = _render_show(case, full_id=full_id)
+    # 条例7/43, PIPL Art 28: every view is logged; after drawing, so the viewer's own view is not in the timeline.
+    with transaction():
+        record("case_viewed", actor_id=current_user.id, **case_ref)
+    return page
 
 
 @bp.post(f"/{CASE}/actions/<name>")

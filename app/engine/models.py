@@ -109,6 +109,10 @@ class WorkItem(db.Model):
         # Inbox: overdue / due-soon counts and pages within a jurisdiction; "recently completed by me".
         Index("ix_work_item_status_node_due", "status", "jurisdiction_id", "due_at"),
         Index("ix_work_item_completed_by", "completed_by_id", "completed_at"),
+        # KPIs count one kind of task by when it was due, opened or done (bench/kpi.py).
+        Index("ix_work_item_element_due", "element_id", "due_at"),
+        Index("ix_work_item_element_created", "element_id", "created_at"),
+        Index("ix_work_item_element_completed", "element_id", "completed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

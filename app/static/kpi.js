@@ -1,16 +1,11 @@
-/* KPI dashboard trend charts (Chart.js). Data comes from each canvas's data-chart attribute: no inline script (CSP). */
+/* KPI dashboard trend charts (Chart.js). Each canvas names its data in data-src (GET .../trend.json): no inline
+   script (CSP script-src 'self'); the page shows its figures first, the charts fill in as their data arrives. */
 (function () {
   "use strict";
   var COLOURS = ["#1f4e79", "#c0392b", "#f1c40f", "#2e86c1", "#7d3c98", "#27ae60"];
 
-  function draw(canvas) {
-    var spec;
-    try {
-      spec = JSON.parse(canvas.dataset.chart || "{}");
-    } catch (e) {
-      return;
-    }
-    if (!spec.labels) return;
+  function draw(canvas, spec) {
+    if (!spec || !spec.labels) return;
     var rate = spec.type === "rate";
     new window.Chart(canvas, {
       type: rate ? "line" : "bar",
@@ -42,7 +37,15 @@
 
   function init() {
     if (!window.Chart) return;
-    document.querySelectorAll("canvas.kpi-chart").forEach(draw);
+    document.querySelectorAll("canvas.kpi-chart[data-src]").forEach(function (canvas) {
+      fetch(canvas.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (spec) {
+          draw(canvas, spec);
+          canvas.dataset.drawn = spec ? "1" : "0";
+        })
+        .catch(function () { canvas.dataset.drawn = "0"; });
+    });
   }
 
   if (document.readyState === "loading") {

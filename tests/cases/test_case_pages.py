@@ -511,3 +511,21 @@ def test_bad_input_never_500s(client, login, tree, case_factory):
     set_case(case, stage="supervision")
     assert client.post(f"/cases/{case.id}/actions/violation_reported", data=bad_action).status_code == 422
     assert client.post(f"/cases/{case.id}/documents", data={"upload-document": "not a file"}).status_code == 422
+
+
+def test_timeline_filters_by_actor_and_leaves_views_to_the_access_log(client, login, tree, workflows, users):
+    login("caseworker")
+    client.post("/cases/new", data=decision(community_id=tree["a"].id))
+    case = db.session.scalars(select(Case)).one()
+    login("police")
+    client.get(f"/cases/{case.id}")  # a view: recorded, but not a step of the case
+    assert "case_viewed" in audit_types(case.id)
+    def timeline(actor) -> str:
+        return page(client.get(f"/cases/{case.id}", query_string={"actor": actor},
+                               headers={"HX-Request": "true", "HX-Target": "timeline"}))
+
+    assert "<strong>Case created</strong>" in timeline(users["caseworker"].id)
+    assert "<strong>" not in timeline(users["police"].id)  # the police officer only looked
+    everyone = page(client.get(f"/cases/{case.id}", headers={"HX-Request": "true", "HX-Target": "timeline"}))
+    assert "Task opened" in everyone and "case_viewed" not in everyone and "Case viewed" not in everyone
+    assert f'<option value="{users["caseworker"].id}"' in everyone
