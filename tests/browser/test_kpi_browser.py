@@ -9,13 +9,12 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from tests.browser import read, sign_in
-from tests.browser.conftest import browser, page, pages, server  # noqa: F401  (the browser fixtures)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 
-def test_supervisor_opens_kpis_drills_into_a_figure_and_exports_csv(page):  # noqa: F811
+def test_supervisor_opens_kpis_drills_into_a_figure_and_exports_csv(page):
     sign_in(page, "supervisor")
     page.goto("/kpi/?period=2026")
     expect(page.locator("#kpi-tiers")).to_be_visible()
