@@ -55,6 +55,7 @@ from app.engine.models import (  # noqa: E402
 )
 from app.extensions import db  # noqa: E402
 from app.inbox.queries import InboxFilter, inbox_page, view_counts  # noqa: E402
+from bench.engine import QUIET_BUDGET, busy_cores, cpu_counters, emit, log, wait_for_quiet  # noqa: E402
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 PG_NAME = "rf_bench_inbox"
@@ -113,51 +114,6 @@ LANES = {
 }
 STAGES = {"decision": 3, "intake": 12, "agreement": 10, "supervision": 55, "rehabilitation": 15, "isolation": 5}
 TIERS = {"red": 15, "yellow": 35, "blue": 40, None: 10}
-
-
-def emit(metric: str, value: float, unit: str, **extra) -> None:
-    line = {"metric": metric, "value": round(value, 4), "unit": unit, **extra}
-    print(json.dumps(line, ensure_ascii=False), flush=True)
-
-
-def log(text_: str) -> None:
-    print(f"[bench] {text_}", file=sys.stderr, flush=True)
-
-
-def cpu_counters() -> tuple[int, int]:
-    """(busy, total) CPU ticks of the whole machine since boot; (0, 0) where /proc/stat is missing."""
-    try:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def busy_cores(start: tuple[int, int], end: tuple[int, int]) -> float | None:
-    """Cores busy on average between two cpu_counters() samples (ours, PostgreSQL's and everyone else's)."""
-    total = end[1] - start[1]
-    if total <= 0:
-        return None
-    return round((os.cpu_count() or 1) * (end[0] - start[0]) / total, 2)
-
-
-#: Seconds all measurements together may spend waiting for a quiet machine (set in main).
-QUIET_BUDGET = {"left": 10.0}
-
-
-def wait_for_quiet(threshold: float = 0.3) -> float | None:
-    """Wait until the machine uses less than ``threshold`` cores (within the budget); returns the last reading."""
-    while True:
-        start, t0 = cpu_counters(), time.monotonic()
-        time.sleep(0.25)
-        busy = busy_cores(start, cpu_counters())
-        QUIET_BUDGET["left"] -= time.monotonic() - t0
-        if busy is None or busy < threshold or QUIET_BUDGET["left"] <= 0:
-            if busy is not None and busy >= threshold:
-                log(f"machine still busy ({busy} cores) - measuring anyway")
-            return busy
 
 
 def stats_ms(seconds: list[float]) -> dict:
