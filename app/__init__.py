@@ -48,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.cases.views import bp as cases_bp
     from app.cli import register_cli
     from app.core.views import bp as core_bp
+    from app.designer.views import bp as designer_bp
     from app.inbox.views import bp as inbox_bp
     from app.monitor.views import bp as monitor_bp
 
@@ -58,6 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(kpi_bp)
     app.register_blueprint(monitor_bp)
+    app.register_blueprint(designer_bp)
     app.register_blueprint(audit_bp)
     register_cli(app)
     return app

@@ -47,5 +47,11 @@ class Config:
     #: Largest request body (uploads included), and the largest single uploaded document.
     MAX_CONTENT_LENGTH = 12 * 1024 * 1024
     UPLOAD_MAX_BYTES = int(os.environ.get("REHABFLOW_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
+    #: Deploys wait for a second designer or a supervisor to approve them (turn off for a one-person setup).
+    DEPLOY_APPROVAL = _bool("REHABFLOW_DEPLOY_APPROVAL", True)
+    #: Largest BPMN/DMN file a designer may save, upload or deploy.
+    DEFINITION_MAX_BYTES = int(os.environ.get("REHABFLOW_DEFINITION_MAX_BYTES", str(2 * 1024 * 1024)))
+    #: Instances a worker moves per migration batch (each in its own transaction).
+    MIGRATION_BATCH_SIZE = int(os.environ.get("REHABFLOW_MIGRATION_BATCH", "50"))
     #: Rows per inbox page.
     INBOX_PAGE_SIZE = int(os.environ.get("REHABFLOW_INBOX_PAGE_SIZE", "25"))

@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.auth.models import JurisdictionNode, User, UserRole
 from app.cases.models import Case, Document
+from app.designer.models import DefinitionDraft, DeployRequest, MigrationJob, MigrationJobItem
 from app.engine.models import (
     Incident,
     Message,
@@ -18,10 +19,14 @@ from app.inbox.models import SavedFilter, TaskDraft
 __all__ = [
     "AuditEvent",
     "Case",
+    "DefinitionDraft",
+    "DeployRequest",
     "Document",
     "Incident",
     "JurisdictionNode",
     "Message",
+    "MigrationJob",
+    "MigrationJobItem",
     "MessageSubscription",
     "ProcessDefinition",
     "ProcessInstance",

@@ -52,6 +52,7 @@ def app(database_url, clock):
             "WTF_CSRF_ENABLED": False,
             "SCRIPT_TIME_LIMIT": 1.0,
             "RATELIMIT_ENABLED": False,  # tests sign in many times; test_auth turns it on
+            "DEPLOY_APPROVAL": False,  # tests/designer turns it on where approval is tested
         }
     )
     @request_started.connect_via(app)

@@ -66,6 +66,7 @@ def main_menu() -> list[tuple[str, str, bool]]:
         ("cases.new", _("New case"), bool(roles & INTAKE_ROLES)),
         ("kpi.index", _("KPIs"), Role.SUPERVISOR in roles),
         ("monitor.index", _("Processes"), bool(roles & {Role.SUPERVISOR, Role.DESIGNER})),
+        ("designer.index", _("Designer"), bool(roles & {Role.DESIGNER, Role.SUPERVISOR})),
         ("admin.users", _("Administration"), Role.ADMIN in roles),
     ]
     return [item for item in items if item[0] in current_app.view_functions]

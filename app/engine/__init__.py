@@ -22,7 +22,16 @@ from app.engine.runtime import (
     send_message,
     start_process,
 )
-from app.engine.specs import DeployResult, SourceFile, deploy, latest_definitions, validate, workflow_files
+from app.engine.specs import (
+    DeployResult,
+    ParsedSource,
+    SourceFile,
+    deploy,
+    latest_definition,
+    latest_definitions,
+    validate,
+    workflow_files,
+)
 
 __all__ = [
     "MAX_REASON_LENGTH",
@@ -35,6 +44,7 @@ __all__ = [
     "InvalidDefinition",
     "InvalidSubmission",
     "NotFound",
+    "ParsedSource",
     "NotRunnable",
     "Problem",
     "SourceFile",
@@ -43,6 +53,7 @@ __all__ = [
     "deploy",
     "fire_due_timers",
     "instance_path",
+    "latest_definition",
     "latest_definitions",
     "resume_instance",
     "retry_incident",
