@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app import engine
 from app.cases.models import Document
 from app.core.db import transaction
+from app.designer import jobs, operations
 from app.engine.models import Incident, ProcessDefinition, ProcessInstance, WorkItem
 from app.extensions import db
 from app.inbox.models import SavedFilter
@@ -42,6 +43,11 @@ def objects(app, users, tree, case_factory, clock):
         document = store_document(case, FileStorage(io.BytesIO(PNG), "p.png"), users["caseworker"].id)
     item = db.session.scalars(select(WorkItem).where(WorkItem.process_key == "all_fields")).one()
     definition = db.session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == "all_fields")).one()
+    with transaction():  # the designer's objects: a draft, a deploy request and a migration job
+        draft = operations.draft_from_version(users["designer"], definition)
+        app.config["DEPLOY_APPROVAL"] = True
+        request = operations.deploy_draft(draft, users["designer"]).request
+        job = jobs.create_job(users["designer"], definition, definition, [item.instance_id], {}, {})
     return {
         "instance_id": item.instance_id,
         "incident_id": incident.id,
@@ -56,6 +62,9 @@ def objects(app, users, tree, case_factory, clock):
         "user_id": users["caseworker"].id,
         "node_id": tree["a"].id,
         "name": "report_violation",
+        "draft_id": draft.id,
+        "request_id": request.id,
+        "job_id": job.id,
     }
 
 

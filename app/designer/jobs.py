@@ -123,14 +123,19 @@ def _move_next(job_id: int | None) -> bool:
 
 
 def _finish_jobs() -> None:
+    """Mark done the jobs with nothing left to move (a read first: most passes find none and write nothing)."""
     pending = exists().where(MigrationJobItem.job_id == MigrationJob.id, MigrationJobItem.status == ItemStatus.PENDING)
+    active = MigrationJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
     with transaction():
-        db.session.execute(
-            update(MigrationJob)
-            .where(MigrationJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), ~pending)
-            .values(status=JobStatus.DONE, finished_at=now()),
-            execution_options={"synchronize_session": False},
-        )
+        finished = list(db.session.scalars(select(MigrationJob.id).where(active, ~pending)))
+    if finished:
+        with transaction():
+            db.session.execute(
+                update(MigrationJob)
+                .where(MigrationJob.id.in_(finished), active, ~pending)
+                .values(status=JobStatus.DONE, finished_at=now()),
+                execution_options={"synchronize_session": False},
+            )
 
 
 def run_batch(limit: int, job_id: int | None = None, seconds: float | None = None) -> int:

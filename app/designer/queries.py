@@ -6,19 +6,11 @@ from datetime import datetime
 from lxml import etree
 from sqlalchemy import func, select
 
+from app import engine
 from app.auth.models import JurisdictionNode, User
 from app.auth.scope import scope_node_ids
 from app.designer.models import DefinitionDraft, DeployRequest, MigrationJob, RequestStatus
-from app.engine.models import (
-    DefinitionKind,
-    InstanceStatus,
-    ProcessDefinition,
-    ProcessInstance,
-    Timer,
-    TimerStatus,
-    WorkItem,
-    WorkItemStatus,
-)
+from app.engine.models import DefinitionKind, ProcessDefinition, ProcessInstance
 from app.extensions import db
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -162,28 +154,18 @@ class InstanceFilter:
 
 
 def migratable_instances(definition_id: int, chosen: InstanceFilter, limit: int = MAX_JOB_INSTANCES) -> list[int]:
-    """Ids of the version's unfinished instances matching the filter (jurisdiction: the node and below, within the
+    """Ids of the version's running instances matching the filter (jurisdiction: the node and below, within the
     user's scope), oldest first."""
     nodes = scope_node_ids()
     if chosen.node_id:
         node = db.session.get(JurisdictionNode, chosen.node_id)
         below = select(JurisdictionNode.id).where(JurisdictionNode.path.startswith(node.path)) if node else None
         nodes = list(db.session.scalars(below.where(JurisdictionNode.id.in_(nodes)))) if below is not None else []
-    query = select(ProcessInstance.id).where(
-        ProcessInstance.definition_id == definition_id,
-        ProcessInstance.status.in_([InstanceStatus.RUNNING, InstanceStatus.INCIDENT, InstanceStatus.SUSPENDED]),
-        ProcessInstance.jurisdiction_id.in_(nodes),
+    return engine.instances_of(
+        definition_id,
+        jurisdiction_ids=nodes,
+        waiting_at=chosen.waiting_at,
+        started_after=chosen.started_from,
+        started_before=chosen.started_to,
+        limit=limit,
     )
-    if chosen.waiting_at:
-        at_task = select(WorkItem.instance_id).where(
-            WorkItem.status == WorkItemStatus.OPEN, WorkItem.element_id == chosen.waiting_at
-        )
-        at_timer = select(Timer.instance_id).where(
-            Timer.status == TimerStatus.WAITING, Timer.element_id == chosen.waiting_at
-        )
-        query = query.where(ProcessInstance.id.in_(at_task.union(at_timer)))
-    if chosen.started_from:
-        query = query.where(ProcessInstance.started_at >= chosen.started_from)
-    if chosen.started_to:
-        query = query.where(ProcessInstance.started_at < chosen.started_to)
-    return list(db.session.scalars(query.order_by(ProcessInstance.id).limit(limit)))

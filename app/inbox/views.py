@@ -4,6 +4,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from app import engine
@@ -88,7 +89,10 @@ def index():
 def _team() -> list[User]:
     """Active people in the supervisor's jurisdiction who do casework (reassignment targets)."""
     users = db.session.scalars(
-        select(User).where(User.active.is_(True), in_scope(User.jurisdiction_id)).order_by(User.display_name)
+        select(User)
+        .where(User.active.is_(True), in_scope(User.jurisdiction_id))
+        .options(selectinload(User.jurisdiction))
+        .order_by(User.display_name)
     )
     return [u for u in users if u.roles & FIELD_ROLES]
 

@@ -89,7 +89,7 @@ def test_saving_garbage_keeps_the_draft(client, login, deployed):
 def test_validate_pins_problems_to_elements_and_deploys_nothing(client, login, deployed):
     login("designer")
     draft_id = _edit_latest(client, "three_tasks")
-    broken = THREE_TASKS.replace('<bpmn:flowNodeRef>a</bpmn:flowNodeRef>', "")
+    broken = THREE_TASKS.replace("<bpmn:flowNodeRef>a</bpmn:flowNodeRef>", "")
     assert broken != THREE_TASKS
     versions = _count(ProcessDefinition)
     body = client.post(f"/designer/drafts/{draft_id}/validate", json={"xml": broken}).json
@@ -107,9 +107,7 @@ def test_deploy_without_approval_makes_the_next_version(client, login, app, depl
     edited = THREE_TASKS.replace('name="Intake interview"', 'name="Intake interview, renamed"')
     response = client.post(f"/designer/drafts/{draft_id}/deploy", json={"xml": edited})
     assert response.status_code == 200 and response.json["ok"], response.json
-    versions = db.session.scalars(
-        select(ProcessDefinition.version).where(ProcessDefinition.key == "three_tasks")
-    ).all()
+    versions = db.session.scalars(select(ProcessDefinition.version).where(ProcessDefinition.key == "three_tasks")).all()
     assert sorted(versions) == [1, 2]
     assert db.session.get(DefinitionDraft, draft_id) is None
     assert db.session.scalar(select(func.count()).where(AuditEvent.type == "definition_deployed")) >= 1
