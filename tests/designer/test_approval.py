@@ -91,7 +91,7 @@ def test_a_supervisor_can_reject_with_a_reason(client, login, approval):
 
 def test_an_approval_that_no_longer_validates_deploys_nothing(client, login, approval, deploy_fixtures, designer2):
     parent = (FIXTURES / "parent.bpmn").read_text(encoding="utf-8")
-    deploy_fixtures("child.bpmn")
+    deploy_fixtures("child.bpmn", "tier_rule.dmn")
     login("designer")
     response = client.post("/designer/drafts/new", data={"kind": "bpmn"})
     draft_id = int(response.headers["Location"].rsplit("/", 1)[1])
