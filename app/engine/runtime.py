@@ -17,6 +17,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.log import record
@@ -254,9 +255,12 @@ def start_process(
 
 
 def _lock_instance(instance_id: int) -> ProcessInstance:
+    # The definition is not joined into the locking query: after waiting for a lock, PostgreSQL re-checks the join
+    # against the row's new definition_id (a migration changes it) and would find no row.
     instance = db.session.scalars(
         select(ProcessInstance)
         .where(ProcessInstance.id == instance_id)
+        .options(lazyload(ProcessInstance.definition))
         .with_for_update(of=ProcessInstance)
         .execution_options(populate_existing=True)
     ).first()
