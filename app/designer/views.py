@@ -477,15 +477,21 @@ def migrate(definition_id: int):
             job = jobs.create_job(current_user, source, target, instance_ids, mapping, chosen.as_dict())
         jobs.run_batch(current_app.config["MIGRATION_BATCH_SIZE"] * 20, job.id, seconds=MIGRATION_SLICE_SECONDS)
         return redirect(url_for("designer.job", job_id=job.id))
-    checks = engine.check_migration(instance_ids, target.id, mapping or None)
-    blocked = sorted({element for c in checks if not c.can_move for element in c.waiting})
+    checks = engine.check_migration(instance_ids[: queries.MAX_DRY_RUN], target.id, mapping or None)
+    target_elements = queries.wait_elements(target.xml)
+    in_target = {element_id for element_id, _name in target_elements}
+    waiting = queries.waiting_counts(instance_ids)
+    missing = {element for c in checks for element in c.missing} | {e for e in waiting if e not in in_target}
     context.update(
         target=target,
         checks=checks,
+        selected=len(instance_ids),
         movable=sum(1 for c in checks if c.can_move),
         mapping=mapping,
-        blocked=blocked,
-        target_elements=queries.wait_elements(target.xml),
+        blocked=sorted(missing | set(mapping)),
+        waiting=waiting,
+        in_target=in_target,
+        target_elements=target_elements,
         limit=queries.MAX_JOB_INSTANCES,
     )
     return render_template("designer/migrate.html", **context)
