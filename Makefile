@@ -25,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-app/static/dist/.built: node_modules/.installed app/static/build.mjs
+app/static/dist/.built: node_modules/.installed app/static/build.mjs $(wildcard app/static/src/*.js)
 	npm run --silent build
 	touch $@
 

@@ -8,6 +8,8 @@ Create Date: 2026-11-24 15:32:15.237919
 from alembic import op
 import sqlalchemy as sa
 
+import app.core.db
+
 
 # revision identifiers, used by Alembic.
 revision = '0006'
