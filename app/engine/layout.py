@@ -175,7 +175,9 @@ def missing_diagram_elements(xml: str) -> list[str]:
         for el in process.iter():
             if not isinstance(el.tag, str):
                 continue
-            name = etree.QName(el).localname
-            if (name in FLOW_NODE_TAGS or name == "sequenceFlow") and el.get("id") not in drawn:
+            qname = etree.QName(el)
+            if qname.namespace != BPMN:  # vendor extensions such as zeebe:userTask are not drawn
+                continue
+            if (qname.localname in FLOW_NODE_TAGS or qname.localname == "sequenceFlow") and el.get("id") not in drawn:
                 missing.append(el.get("id"))
     return missing

@@ -1,9 +1,11 @@
 """Definitions: validate BPMN/DMN, deploy immutable versions, and build the runnable spec bundles."""
 
+import copy
 import dataclasses
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from app.extensions import db
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
 HIT_POLICIES = {"UNIQUE", "FIRST", "COLLECT"}
 ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
@@ -93,11 +96,9 @@ def _parse_xml(source: SourceFile) -> tuple[ParsedSource | None, list[Problem]]:
 
 
 def _read_bpmn(source: SourceFile, root) -> tuple[ParsedSource | None, list[Problem]]:
-    processes = root.findall("bpmn:process", NS)
-    executable = [p for p in processes if p.get("isExecutable", "true") != "false"] or processes
-    if len(executable) != 1:
-        return None, [Problem(source.name, None, f"one executable process per file, found {len(executable)}")]
-    process = executable[0]
+    process, reason = _choose_process(root)
+    if process is None:
+        return None, [Problem(source.name, None, reason)]
     deps = {el.get("calledElement") for el in process.iter(f"{{{BPMN_NS}}}callActivity") if el.get("calledElement")}
     deps |= {
         el.get(f"{{{CAMUNDA_NS}}}decisionRef")
@@ -113,7 +114,7 @@ def _read_bpmn(source: SourceFile, root) -> tuple[ParsedSource | None, list[Prob
         source=source,
         kind=DefinitionKind.BPMN,
         key=process.get("id"),
-        name=process.get("name") or process.get("id"),
+        name=process.get("name") or _pool_name(root, process),
         dependencies=sorted(deps),
         start_messages=sorted(m for m in start_messages if m),
         root=root,
@@ -122,9 +123,55 @@ def _read_bpmn(source: SourceFile, root) -> tuple[ParsedSource | None, list[Prob
     return parsed, []
 
 
+def _choose_process(root) -> tuple[etree._Element | None, str]:
+    """The one process of a file, or None and why there is not exactly one.
+
+    Pools without content (collapsed external participants, empty pools) do not count, nor do pools marked
+    ``isExecutable="false"`` next to one that is executable. A file whose only process is marked non-executable
+    (documentation tools export that way) is accepted.
+    """
+    processes = root.findall("bpmn:process", NS)
+    if not processes:
+        return None, "the file has no process"
+    drawn = [p for p in processes if _flow_elements(p)] or processes
+    executable = [p for p in drawn if p.get("isExecutable", "true") != "false"] or drawn
+    if len(executable) == 1:
+        return executable[0], ""
+    names = ", ".join(repr(_pool_name(root, p)) for p in executable)
+    return None, (
+        f"the file has {len(executable)} pools with processes ({names}); RehabFlow runs one process per file: "
+        'put each pool in its own file (they can exchange messages) or mark all but one isExecutable="false"'
+    )
+
+
+def _pool_name(root, process) -> str:
+    for participant in root.iterfind("bpmn:collaboration/bpmn:participant", NS):
+        if participant.get("processRef") == process.get("id") and participant.get("name"):
+            return _label(participant)
+    return _label(process)
+
+
+def _label(element) -> str:
+    """An element's name on one line, or its id."""
+    return " ".join((element.get("name") or "").split()) or element.get("id") or "?"
+
+
+def _flow_elements(container) -> list:
+    """The flow nodes directly inside a process or subprocess (sequence flows, data and decoration left out)."""
+    return [
+        el
+        for el in container
+        if isinstance(el.tag, str)
+        and etree.QName(el).namespace == BPMN_NS
+        and etree.QName(el).localname not in NOT_FLOW_NODES
+    ]
+
+
 def user_tasks_of(process) -> list[list[str]]:
-    """[[id, name], ...] of the user tasks in a <bpmn:process> element, subprocesses included."""
-    return [[el.get("id"), el.get("name") or el.get("id")] for el in process.iter(f"{{{BPMN_NS}}}userTask")]
+    """[[id, name], ...] of the tasks people do (user, manual and plain tasks: all become work items) in a
+    <bpmn:process> element, subprocesses included."""
+    tags = [f"{{{BPMN_NS}}}{tag}" for tag in WORK_ITEM_TAGS]
+    return [[el.get("id"), el.get("name") or el.get("id")] for el in process.iter(*tags)]
 
 
 def _read_dmn(source: SourceFile, root, namespace: str) -> tuple[ParsedSource | None, list[Problem]]:
@@ -146,71 +193,327 @@ def _read_dmn(source: SourceFile, root, namespace: str) -> tuple[ParsedSource | 
 
 # --- checks SpiffWorkflow does not make ---------------------------------------------------------------------
 
+#: Expression languages of other engines, recognised to say so instead of reporting a Python syntax error.
+_FOREIGN_EXPRESSIONS = (
+    (re.compile(r"^\s*="), "FEEL expressions (Camunda 8, starting with '=')"),
+    (re.compile(r"[$#]\{"), "JUEL expressions (Camunda 7, ${...})"),
+)
+
 
 def _check_script(problems: list[Problem], file: str, element_id: str | None, source: str | None, mode: str, what: str):
     if not source or not source.strip():
         return
     reason = check_script(source.strip(), mode)
     if reason:
+        for pattern, language in _FOREIGN_EXPRESSIONS:
+            if pattern.search(source):
+                reason = f"{language} are not supported: write a Python expression"
+                break
         problems.append(Problem(file, element_id, f"{what}: {reason}"))
 
 
-#: Elements SpiffWorkflow's Camunda parser reads but cannot store, with what to use instead.
+#: Flow elements RehabFlow does not run, with what to use instead. SpiffWorkflow's parser reads the first three
+#: but RehabFlow cannot store them or deliver to them; it cannot parse complexGateway, and runs transactions and
+#: ad hoc subprocesses without what modelers mean by them (compensation; tasks chosen by the performer).
 UNSUPPORTED = {
     "receiveTask": "use an intermediate catch event with a message definition",
     "sendTask": "use an intermediate throw event with a message definition",
     "eventBasedGateway": "use boundary events on a user task, or separate processes started by messages",
+    "complexGateway": "use an inclusive gateway with a condition on each outgoing flow",
+    "transaction": "use a subProcess with an error end event and an error boundary event (there is no compensation)",
+    "adHocSubProcess": "use a parallel gateway around the optional tasks, or a loop through an exclusive gateway",
 }
+#: These keep the wording they had before messages named the element (callers match on it).
+_LEGACY_UNSUPPORTED = {"receiveTask", "sendTask", "eventBasedGateway"}
+_GENERIC_INSTEAD = "RehabFlow cannot run it; use a task, gateway or event it supports"
+#: What stands in a process or subprocess besides flow nodes: flows, data, decoration and activity details.
+NOT_FLOW_NODES = frozenset(
+    {
+        "sequenceFlow", "laneSet", "documentation", "extensionElements", "textAnnotation", "association", "group",
+        "category", "dataObject", "dataObjectReference", "dataStoreReference", "ioSpecification", "property",
+        "auditing", "monitoring", "correlationSubscription", "supports", "resourceRole", "performer",
+        "humanPerformer", "potentialOwner", "incoming", "outgoing", "dataInputAssociation", "dataOutputAssociation",
+        "standardLoopCharacteristics", "multiInstanceLoopCharacteristics", "completionCondition", "ioBinding",
+    }
+)  # fmt: skip
+#: Flow nodes RehabFlow runs: every tag its parser has a class for, less the refused ones.
+SUPPORTED_FLOW_NODES = frozenset(
+    etree.QName(tag).localname for tag in {**RehabParser.PARSER_CLASSES, **RehabParser.OVERRIDE_PARSER_CLASSES}
+) - set(UNSUPPORTED)
+_CONTAINERS = {"process", "subProcess", "transaction", "adHocSubProcess"}
+#: Event definitions RehabFlow runs, per kind of event. SpiffWorkflow 3.2's event parsers also read conditional
+#: and cancel definitions, and silently drop the others (link, compensate, a signal on an end event).
+EVENT_DEFINITIONS = {
+    "startEvent": {"message", "timer", "signal", "error", "escalation"},
+    "intermediateCatchEvent": {"message", "timer", "signal"},
+    "intermediateThrowEvent": {"message", "signal", "escalation"},
+    "boundaryEvent": {"message", "timer", "signal", "error", "escalation"},
+    "endEvent": {"message", "error", "escalation", "terminate"},
+}
+_COMPENSATION = "compensation is not supported; model the undo steps as tasks after an error boundary event"
+#: What to use instead of an event definition RehabFlow does not run (by kind, or by event and kind).
+EVENT_INSTEAD = {
+    "conditional": "nothing re-evaluates the condition while the process waits; use a timer, or an exclusive "
+    "gateway after the task that changes the data",
+    "compensate": _COMPENSATION,
+    "cancel": "cancel events belong to transactions, which are not supported; use error events",
+    "link": "connect the two parts of the flow with a sequence flow",
+    ("endEvent", "signal"): "the signal would never be sent; throw it from an intermediate throw event first",
+}
+_LISTENERS = "listeners do not run; use a script task or a service task"
+_MAPPINGS = "input/output mappings are not read; map data in a script task"
+#: Extension elements of other engines whose behaviour SpiffWorkflow would silently skip.
+UNSUPPORTED_EXTENSIONS = {
+    (CAMUNDA_NS, "executionListener"): _LISTENERS,
+    (CAMUNDA_NS, "taskListener"): _LISTENERS,
+    (CAMUNDA_NS, "inputOutput"): _MAPPINGS,
+    (CAMUNDA_NS, "connector"): "connectors do not run; use a service task with camunda:topic",
+    (ZEEBE_NS, "executionListeners"): _LISTENERS,
+    (ZEEBE_NS, "taskListeners"): _LISTENERS,
+    (ZEEBE_NS, "ioMapping"): _MAPPINGS,
+    (ZEEBE_NS, "calledElement"): "set the callActivity's calledElement attribute to the called process id",
+    (ZEEBE_NS, "calledDecision"): "set camunda:decisionRef to the decision id",
+    (ZEEBE_NS, "script"): "write the script in Python as the scriptTask's script",
+}
+_PREFIXES = {CAMUNDA_NS: "camunda", ZEEBE_NS: "zeebe"}
+#: Tasks that become work items for people, so they need a role (from a lane or camunda:candidateGroups).
+WORK_ITEM_TAGS = ("userTask", "manualTask", "task")
+_ROLE_HINT = "(caseworker, police, cadre, medical, supervisor, ...)"
+_NO_DATA_STORES = "data stores are not supported; remove the association (data lives in the case and its forms)"
+
+
+def _tag(element) -> str:
+    return etree.QName(element).localname
+
+
+def _flow_nodes(process) -> list:
+    """Every flow node of a process, subprocess contents included."""
+    found, todo = [], [process]
+    while todo:
+        for element in _flow_elements(todo.pop()):
+            found.append(element)
+            if _tag(element) in _CONTAINERS:
+                todo.append(element)
+    return found
+
+
+def _lane_of(element, lanes: dict[str, str]) -> str | None:
+    """The lane SpiffWorkflow gives an element: that of its outermost enclosing flow node in a lane."""
+    chain = []
+    while element is not None and _tag(element) != "process":
+        chain.append(element.get("id"))
+        element = element.getparent()
+    return next((lanes[node_id] for node_id in reversed(chain) if node_id in lanes), None)
+
+
+def _unsupported(file: str, root, process, nodes: list) -> Iterator[Problem]:
+    """One problem per element, event definition or extension RehabFlow cannot run."""
+    thrown_signals = {
+        d.get("signalRef") or _label(d.getparent())
+        for d in process.iter(f"{{{BPMN_NS}}}signalEventDefinition")
+        if _tag(d.getparent()) == "intermediateThrowEvent"
+    }
+    references = {
+        el.get("id"): el for el in process.iter(f"{{{BPMN_NS}}}dataStoreReference", f"{{{BPMN_NS}}}dataObjectReference")
+    }
+    for store in root.iterfind("bpmn:dataStore", NS):
+        yield Problem(file, store.get("id"), f"dataStore {_label(store)!r} is not supported: {_NO_DATA_STORES}")
+    for element in [process, *nodes]:
+        tag, label, element_id = _tag(element), _label(element), element.get("id")
+        if tag in _LEGACY_UNSUPPORTED:
+            yield Problem(file, element_id, f"{tag} is not supported: {UNSUPPORTED[tag]}")
+        elif tag != "process" and tag not in SUPPORTED_FLOW_NODES:
+            instead = UNSUPPORTED.get(tag, _GENERIC_INSTEAD)
+            yield Problem(file, element_id, f"{tag} {label!r} is not supported: {instead}")
+        elif element.get("isForCompensation") == "true":
+            yield Problem(file, element_id, f"{tag} {label!r} is a compensation handler: {_COMPENSATION}")
+        elif tag in EVENT_DEFINITIONS:
+            yield from _event_problems(file, element, thrown_signals)
+        for extension in element.iterfind("bpmn:extensionElements/*", NS):
+            name = etree.QName(extension) if isinstance(extension.tag, str) else None
+            instead = name and UNSUPPORTED_EXTENSIONS.get((name.namespace, name.localname))
+            if instead:
+                what = f"{_PREFIXES[name.namespace]}:{name.localname}"
+                yield Problem(file, element_id, f"{what} on {tag} {label!r} is not supported: {instead}")
+        yield from _data_problems(file, element, references)
+
+
+def _event_problems(file: str, event, thrown_signals: set[str]) -> Iterator[Problem]:
+    tag, label, event_id = _tag(event), _label(event), event.get("id")
+    definitions = [c for c in event if isinstance(c.tag, str) and _tag(c).endswith("EventDefinition")]
+    if event.find("bpmn:eventDefinitionRef", NS) is not None:
+        yield Problem(file, event_id, f"{tag} {label!r} uses a shared eventDefinitionRef: define its trigger inside it")
+        return
+    if len(definitions) > 1:
+        yield Problem(file, event_id, f"{tag} {label!r} has several triggers: use one event per trigger")
+        return
+    if not definitions:
+        if tag == "boundaryEvent":
+            yield Problem(file, event_id, f"boundaryEvent {label!r} has no trigger (timer, message, error, ...)")
+        return
+    definition = definitions[0]
+    kind = _tag(definition).removesuffix("EventDefinition")
+    in_event_subprocess = event.getparent().get("triggeredByEvent") == "true"
+    if kind not in EVENT_DEFINITIONS[tag]:
+        instead = EVENT_INSTEAD.get((tag, kind)) or EVENT_INSTEAD.get(kind)
+        instead = instead or f"a {tag} can be plain or {', '.join(sorted(EVENT_DEFINITIONS[tag]))}"
+        yield Problem(file, event_id, f"{kind} {tag} {label!r} is not supported: {instead}")
+    elif tag == "startEvent" and kind in {"error", "escalation"} and not in_event_subprocess:
+        yield Problem(file, event_id, f"{kind} startEvent {label!r} is not supported outside an event subprocess")
+    elif tag == "startEvent" and kind == "message" and in_event_subprocess:
+        yield Problem(
+            file,
+            event_id,
+            f"message startEvent {label!r} of an event subprocess is not supported: messages reach only waiting "
+            "events; use a non-interrupting message boundary event",
+        )
+    elif kind == "signal" and tag != "intermediateThrowEvent":
+        if (definition.get("signalRef") or label) not in thrown_signals:
+            yield Problem(
+                file,
+                event_id,
+                f"signal {tag} {label!r} waits for a signal this process never throws: RehabFlow does not route "
+                "signals between processes; use a message",
+            )
+    elif kind == "message":
+        if not definition.get("messageRef") and not event.get("name"):
+            yield Problem(file, event_id, f"message {tag} {label!r} names no message: set its messageRef")
+        if tag in {"intermediateThrowEvent", "endEvent"} and not definition.get(f"{{{CAMUNDA_NS}}}expression"):
+            yield Problem(
+                file, event_id, f"message {tag} {label!r} sends no payload: set camunda:expression (for example {{}})"
+            )
+
+
+def _data_problems(file: str, element, references: dict) -> Iterator[Problem]:
+    """Data store references fail to parse; a data object written by a task that never sets it fails at run time."""
+    tag, label, element_id = _tag(element), _label(element), element.get("id")
+    sources = [el.text for el in element.iterfind("bpmn:dataInputAssociation/bpmn:sourceRef", NS)]
+    targets = [el.text for el in element.iterfind("bpmn:dataOutputAssociation/bpmn:targetRef", NS)]
+    fields = {f.get("id") for f in element.iterfind(".//camunda:formField", NS)}
+    for verb, ref_id in [("reads", s) for s in sources] + [("writes", t) for t in targets]:
+        reference = references.get((ref_id or "").strip())
+        if reference is None:
+            continue
+        what = _label(reference)
+        if _tag(reference) == "dataStoreReference":
+            yield Problem(file, element_id, f"{tag} {label!r} {verb} data store {what!r}: {_NO_DATA_STORES}")
+        elif verb == "writes" and tag in WORK_ITEM_TAGS and reference.get("dataObjectRef") not in fields:
+            variable = reference.get("dataObjectRef")
+            yield Problem(
+                file,
+                element_id,
+                f"{tag} {label!r} writes data object {what!r}, but no form field sets {variable!r}: remove the "
+                "association or add that form field",
+            )
+
+
+def _work_item_problems(file: str, task, lanes: dict[str, str]) -> Iterator[Problem]:
+    """A task that becomes a work item needs a role; a user task's form needs known field types."""
+    tag, task_id = _tag(task), task.get("id")
+    groups = task.get(f"{{{CAMUNDA_NS}}}candidateGroups")
+    lane_name = _lane_of(task, lanes)
+    role = role_for_lane(groups) if groups else role_for_lane(lane_name)
+    if role is None:
+        if groups:
+            reason = f"candidate group {groups!r} names no known role"
+        elif lane_name:
+            reason = f"lane {lane_name!r} names no known role"
+        else:
+            reason = "user task is in no lane" if tag == "userTask" else f"{tag} {_label(task)!r} is in no lane"
+            if task.find(f"bpmn:extensionElements/{{{ZEEBE_NS}}}assignmentDefinition", NS) is not None:
+                reason += "; zeebe:assignmentDefinition is not read: use a lane or camunda:candidateGroups"
+        yield Problem(file, task_id, f"{reason} {_ROLE_HINT}")
+    for field in task.iterfind(".//camunda:formField", NS):
+        if field.get("type") not in FIELD_TYPES:
+            yield Problem(file, task_id, f"form field {field.get('id')!r} has unknown type {field.get('type')!r}")
+        if not field.get("id"):
+            yield Problem(file, task_id, "a form field has no id")
+
+
+def _gateway_problems(file: str, gateway, outgoing: list) -> Iterator[Problem]:
+    """Every outgoing flow of an exclusive or inclusive gateway needs a condition, except the default flow."""
+    if len(outgoing) < 2:
+        return
+    for flow in outgoing:
+        if flow.get("id") != gateway.get("default") and flow.find("bpmn:conditionExpression", NS) is None:
+            yield Problem(
+                file,
+                gateway.get("id"),
+                f"{_tag(gateway)} {_label(gateway)!r}: outgoing flow {_label(flow)!r} has no condition and is not "
+                "the default flow",
+            )
+
+
+def _service_task_problems(file: str, task) -> Iterator[Problem]:
+    topic = task.get(f"{{{CAMUNDA_NS}}}topic")
+    if topic in known_topics():
+        return
+    if topic:
+        yield Problem(file, task.get("id"), f"no service is registered for topic {topic!r}")
+        return
+    label = _label(task)
+    job = task.find(f"bpmn:extensionElements/{{{ZEEBE_NS}}}taskDefinition", NS)
+    java = next((a for a in ("class", "delegateExpression", "expression") if task.get(f"{{{CAMUNDA_NS}}}{a}")), None)
+    if job is not None:
+        reason = f"serviceTask {label!r} has a Zeebe job type {job.get('type')!r}, which RehabFlow does not read"
+    elif java:
+        reason = f"serviceTask {label!r} calls camunda:{java}, which RehabFlow cannot run"
+    else:
+        reason = f"serviceTask {label!r} has no camunda:topic"
+    known = ", ".join(sorted(known_topics())) or "none yet"
+    yield Problem(file, task.get("id"), f"{reason}: set camunda:topic to a registered service ({known})")
+
+
+def _script_task_problems(file: str, task) -> Iterator[Problem]:
+    language = (task.get("scriptFormat") or "python").lower()
+    script = task.findtext("bpmn:script", "", NS)
+    if language not in {"python", "py", "text/x-python"}:
+        yield Problem(file, task.get("id"), f"scriptTask {_label(task)!r} is written in {language}: scripts are Python")
+    elif not script.strip() and task.find(f"bpmn:extensionElements/{{{ZEEBE_NS}}}script", NS) is None:
+        yield Problem(file, task.get("id"), f"scriptTask {_label(task)!r} has no script")
 
 
 def _check_bpmn(parsed: ParsedSource) -> list[Problem]:
-    problems: list[Problem] = []
     file, root = parsed.source.name, parsed.root
-    for tag, instead in UNSUPPORTED.items():
-        for element in root.iter(f"{{{BPMN_NS}}}{tag}"):
-            problems.append(Problem(file, element.get("id"), f"{tag} is not supported: {instead}"))
+    process = next(p for p in root.iterfind("bpmn:process", NS) if p.get("id") == parsed.key)
+    nodes = _flow_nodes(process)
+    problems = list(_unsupported(file, root, process, nodes))
     lanes = {}
-    for lane in root.iter(f"{{{BPMN_NS}}}lane"):
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
         for ref in lane.findall("bpmn:flowNodeRef", NS):
             lanes[(ref.text or "").strip()] = lane.get("name") or ""
-    for task in root.iter(f"{{{BPMN_NS}}}userTask"):
-        task_id = task.get("id")
-        groups = task.get(f"{{{CAMUNDA_NS}}}candidateGroups")
-        role = role_for_lane(groups) if groups else role_for_lane(lanes.get(task_id))
-        if role is None:
-            lane_name = lanes.get(task_id)
-            reason = f"lane {lane_name!r} names no known role" if lane_name else "user task is in no lane"
-            problems.append(Problem(file, task_id, reason + " (caseworker, police, cadre, medical, supervisor, ...)"))
-        for field in task.iterfind(".//camunda:formField", NS):
-            if field.get("type") not in FIELD_TYPES:
-                problems.append(
-                    Problem(file, task_id, f"form field {field.get('id')!r} has unknown type {field.get('type')!r}")
-                )
-            if not field.get("id"):
-                problems.append(Problem(file, task_id, "a form field has no id"))
-        due = task.get(f"{{{CAMUNDA_NS}}}dueDate")
-        if due and not ISO_DURATION.match(due.strip()):
-            _check_script(problems, file, task_id, due, "eval", "due date expression")
-    for script_task in root.iter(f"{{{BPMN_NS}}}scriptTask"):
-        script = script_task.find("bpmn:script", NS)
-        _check_script(
-            problems, file, script_task.get("id"), script.text if script is not None else "", "exec", "script"
-        )
-    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+    flows = list(process.iter(f"{{{BPMN_NS}}}sequenceFlow"))
+    outgoing: dict[str, list] = {}
+    for flow in flows:
+        outgoing.setdefault(flow.get("sourceRef"), []).append(flow)
+    for node in nodes:
+        tag, node_id = _tag(node), node.get("id")
+        if tag in WORK_ITEM_TAGS:
+            problems.extend(_work_item_problems(file, node, lanes))
+            due = node.get(f"{{{CAMUNDA_NS}}}dueDate")
+            if due and not ISO_DURATION.match(due.strip()):
+                _check_script(problems, file, node_id, due, "eval", "due date expression")
+        elif tag == "scriptTask":
+            found = list(_script_task_problems(file, node))
+            problems.extend(found)
+            if not found:
+                _check_script(problems, file, node_id, node.findtext("bpmn:script", "", NS), "exec", "script")
+        elif tag == "serviceTask":
+            problems.extend(_service_task_problems(file, node))
+        elif tag in {"exclusiveGateway", "inclusiveGateway"}:
+            problems.extend(_gateway_problems(file, node, outgoing.get(node_id, [])))
+    for flow in flows:
         condition = flow.find("bpmn:conditionExpression", NS)
         if condition is not None:
             _check_script(problems, file, flow.get("id"), condition.text, "eval", "condition")
-    for definition in root.iter(f"{{{BPMN_NS}}}timerEventDefinition"):
+    for definition in process.iter(f"{{{BPMN_NS}}}timerEventDefinition"):
         event_id = definition.getparent().get("id")
         for child in definition:
-            _check_timer(problems, file, event_id, child.text)
-    for definition in root.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
+            if isinstance(child.tag, str):
+                _check_timer(problems, file, event_id, child.text)
+    for definition in process.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
         expression = definition.get(f"{{{CAMUNDA_NS}}}expression")
         _check_script(problems, file, definition.getparent().get("id"), expression, "eval", "message payload")
-    for service_task in root.iter(f"{{{BPMN_NS}}}serviceTask"):
-        topic = service_task.get(f"{{{CAMUNDA_NS}}}topic")
-        if topic not in known_topics():
-            problems.append(Problem(file, service_task.get("id"), f"no service is registered for topic {topic!r}"))
     return problems
 
 
@@ -298,8 +601,18 @@ def _build_parser(parsed: list[ParsedSource]) -> RehabParser:
         if item.kind == DefinitionKind.DMN:
             parser.add_dmn_str(item.source.content.encode("utf-8"), filename=item.source.name)
         else:
-            parser.add_bpmn_str(item.source.content.encode("utf-8"), filename=item.source.name)
+            parser.add_bpmn_xml(_runnable_xml(item), filename=item.source.name)
     return parser
+
+
+def _runnable_xml(item: ParsedSource):
+    """The file as SpiffWorkflow should read it: its process marked executable (documentation tools export
+    ``isExecutable="false"``, which SpiffWorkflow refuses to run). The stored file is left as it came."""
+    root = copy.deepcopy(item.root)
+    for process in root.iterfind("bpmn:process", NS):
+        if process.get("id") == item.key:
+            process.set("isExecutable", "true")
+    return root
 
 
 def validate(sources: list[SourceFile]) -> tuple[list[ParsedSource], list[Problem]]:
@@ -343,9 +656,17 @@ def validate(sources: list[SourceFile]) -> tuple[list[ParsedSource], list[Proble
         parser = _build_parser(list(closure.values()))
         for item in parsed:
             if item.kind == DefinitionKind.BPMN:
-                parser.get_spec(item.key)
-                parser.get_subprocess_specs(item.key)
-    except (ValidationException, SpiffWorkflowException, KeyError, ValueError, SyntaxError) as exc:
+                # Serialize too: a spec the parser builds but the serializer cannot store would fail at first start.
+                dump_specs(parser.get_spec(item.key), parser.get_subprocess_specs(item.key))
+    except (
+        ValidationException,
+        SpiffWorkflowException,
+        KeyError,
+        ValueError,
+        SyntaxError,
+        TypeError,
+        NotImplementedError,
+    ) as exc:
         problems.append(_spiff_problem(keys, parsed[0].source.name if parsed else "", exc))
     return parsed, problems
 
@@ -456,18 +777,38 @@ def bundle_for(key: str) -> tuple[ProcessDefinition, str]:
         raise NotFound(f"no deployed process or decision {key!r}")
     if definition.kind != DefinitionKind.BPMN:
         raise NotFound(f"{key!r} is a decision, not a process")
+    return definition, _bundle(key, closure)
+
+
+def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) -> str:
+    """The sha256 of the runnable bundle of one given process version (used to move instances onto it).
+
+    What it calls resolves to the latest deployed versions, as at deploy. With ``store=False`` nothing is written:
+    a bundle not stored yet is built and kept in this process's cache only, so :func:`specs_of` can read it.
+    """
+    closure = {d.key: d for d in latest_definitions_closure(set(definition.dependencies))}
+    closure[definition.key] = definition
+    return _bundle(definition.key, closure, store=store)
+
+
+def _bundle(key: str, closure: dict[str, ProcessDefinition], store: bool = True) -> str:
     digest = hashlib.sha256("|".join(f"{k}:{closure[k].sha256}" for k in sorted(closure)).encode()).hexdigest()
+    if not store and digest in _spec_cache:
+        return digest
     if db.session.scalar(select(SpecBundle.sha256).where(SpecBundle.sha256 == digest)):
-        return definition, digest
+        return digest
     parsed = [_parse_xml(SourceFile(d.file_name, d.xml))[0] for d in closure.values()]
     parser = _build_parser(parsed)
     content = dump_specs(parser.get_spec(key), parser.get_subprocess_specs(key))
+    if not store:
+        _spec_cache[digest] = load_specs(content)
+        return digest
     try:
         with db.session.begin_nested():
             db.session.add(SpecBundle(sha256=digest, content=content, created_at=now()))
     except IntegrityError:  # another process stored the same bundle first
         pass
-    return definition, digest
+    return digest
 
 
 _spec_cache: "OrderedDict[str, tuple]" = OrderedDict()

@@ -52,7 +52,11 @@ def test_dry_run_reports_and_changes_nothing(client, login, versions):
     login("designer")
     page = client.get(f"/designer/versions/{v1.id}/migrate")
     assert page.status_code == 200
-    response = client.post(f"/designer/versions/{v1.id}/migrate", data={"target": v2.id, "action": "dry_run"})
+    response = client.post(
+        f"/designer/versions/{v1.id}/migrate",
+        data={"target": v2.id, "action": "dry_run"},
+        headers={"Accept-Language": "en"},
+    )
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert 'id="dry-run-table"' in text and "2 of 3 can move" in text
