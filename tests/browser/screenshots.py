@@ -75,6 +75,18 @@ def build_caseload(clock: FrozenClock) -> None:
                     operations.claim(item, caseworker)
 
 
+def deploy_supervision_v2() -> None:
+    """A second version of the supervision cycle (a longer grace period, a renamed check), for the diff picture."""
+    xml = (ROOT / "workflows" / "supervision.bpmn").read_text(encoding="utf-8")
+    changed = xml.replace(
+        'name="尿检与见面核查 Drug test and face-to-face check"',
+        'name="尿检、见面核查与家访 Drug test, check and home visit"',
+    ).replace("interval_days + grace_days}D", "interval_days + grace_days + 2}D")
+    assert changed.count("home visit") == 1 and "grace_days + 2" in changed
+    with transaction():
+        engine.deploy([engine.SourceFile("supervision.bpmn", changed)])
+
+
 def take(out: Path, url: str) -> None:
     with sync_playwright() as playwright:
         browser = launch(playwright)  # headless chromium shows date inputs as mm/dd/yyyy whatever the locale
@@ -112,6 +124,26 @@ def take(out: Path, url: str) -> None:
         page.locator("#bulk-reason").fill("社工休假，调整分工")
         page.locator("#bulk fieldset").scroll_into_view_if_needed()  # below the table
         page.screenshot(path=out / "supervisor-team.png")
+
+        designer = browser.new_context(base_url=url, locale="zh-CN", timezone_id="Asia/Shanghai", viewport=VIEWPORT)
+        page = designer.new_page()
+        sign_in(page, "designer")
+        page.goto("/designer/")
+        page.locator("#library-supervision button[type=submit]").click()
+        expect(page.locator("#modeler[data-ready='1']")).to_be_attached()
+        page.evaluate(  # bring the check into view and select it, as a click on it would
+            """() => { const m = window.rehabflowModeler, check = m.get("elementRegistry").get("drug_test_check");
+                       m.get("canvas").scrollToElement(check); m.get("selection").select(check); }"""
+        )
+        expect(page.locator("#modeler-properties [data-group-id='group-CamundaPlatform__Form']")).to_be_visible()
+        page.screenshot(path=out / "designer-modeler.png")
+
+        page.goto("/designer/processes/supervision")
+        page.locator("#compare-form button[type=submit]").click()
+        expect(page.locator("#diff[data-ready='1']")).to_be_attached()
+        page.locator("#diff-table tr[data-diff-element='drug_test_check']").click()  # zooms both diagrams to it
+        page.locator("#diff-summary").scroll_into_view_if_needed()
+        page.screenshot(path=out / "designer-diff.png")
         browser.close()
 
 
@@ -128,11 +160,12 @@ def main(argv: list[str] | None = None) -> None:
             db.create_all()
             deploy_and_seed(app)
             build_caseload(clock)
+            deploy_supervision_v2()
             db.session.remove()
             with LiveServer(app) as live:
                 take(args.out, live.url)
             db.engine.dispose()
-    for name in ("login", "inbox", "task-form-error", "supervisor-team"):
+    for name in ("login", "inbox", "task-form-error", "supervisor-team", "designer-modeler", "designer-diff"):
         print(args.out / f"{name}.png")
 
 
