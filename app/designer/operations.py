@@ -5,6 +5,7 @@ or a supervisor approves; the approval validates again against what is deployed 
 stale deploys nothing and says why.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -56,6 +57,17 @@ def describe(file_name: str, xml: str) -> tuple[engine.ParsedSource, list[engine
     if not parsed:
         raise DesignerError("; ".join(p.message for p in problems) or _("This is not a BPMN or DMN file."))
     return parsed[0], problems
+
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|]+')
+
+
+def clean_file_name(name: str, suffix: str) -> str:
+    """A file name safe to store and to send back in a download header: no path, quotes or control characters,
+    at most 100 characters, ending in ``suffix`` (".bpmn" or ".dmn")."""
+    stem = _UNSAFE_NAME.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" ._")
+    stem = stem.rsplit(".", 1)[0] if stem.lower().endswith((".bpmn", ".dmn", ".xml")) else stem
+    return f"{stem[:100] or 'diagram'}{suffix}"
 
 
 def decode_upload(data: bytes) -> str:
@@ -134,9 +146,7 @@ def draft_from_upload(owner: User, file_name: str, data: bytes) -> tuple[Definit
         raise DesignerError(_("Upload a .bpmn or .dmn file."))
     xml = decode_upload(data)
     parsed, problems = describe(file_name, xml)
-    suffix = f".{parsed.kind.value}"
-    if not file_name.lower().endswith(suffix):
-        file_name = f"{file_name.rsplit('.', 1)[0]}{suffix}"
+    file_name = clean_file_name(file_name, f".{parsed.kind.value}")
     latest = engine.latest_definition(parsed.key)
     base_id = latest.id if latest is not None and latest.kind == parsed.kind else None
     draft = _add_draft(owner, parsed.kind, parsed.key, parsed.name, file_name, xml, base_id)

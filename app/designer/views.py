@@ -5,8 +5,20 @@ approves when DEPLOY_APPROVAL is on). Everyone else gets 404. Drafts are private
 """
 
 from datetime import datetime, time
+from io import BytesIO
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -88,10 +100,14 @@ def _draft_or_404(draft_id: int) -> DefinitionDraft:
 
 
 def _xml_response(xml: str, file_name: str, download: bool):
-    response = current_app.response_class(xml, mimetype="application/xml")
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    """The file as XML: inline for the modeler and viewers, or as a download under its own name (any language)."""
     if download:
-        response.headers["Content-Disposition"] = f'attachment; filename="{file_name}"'
+        response = send_file(
+            BytesIO(xml.encode("utf-8")), mimetype="application/xml", as_attachment=True, download_name=file_name
+        )
+    else:
+        response = current_app.response_class(xml, mimetype="application/xml")
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -194,7 +210,11 @@ def upload():
 def draft(draft_id: int):
     found = _draft_or_404(draft_id)
     base = db.session.get(ProcessDefinition, found.base_definition_id) if found.base_definition_id else None
-    return render_template("designer/modeler.html", draft=found, base=base)
+    latest = engine.latest_definition(found.key) if found.key else None
+    # A file whose id is already deployed becomes that process's next version (bpmn.io names every new diagram
+    # Process_1): say so when the draft did not start from it.
+    replaces = latest if latest is not None and (base is None or base.key != latest.key) else None
+    return render_template("designer/modeler.html", draft=found, base=base, replaces=replaces)
 
 
 @bp.get(f"/drafts/<{ID}:draft_id>/file")

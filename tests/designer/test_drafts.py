@@ -145,3 +145,36 @@ def test_upload_keeps_a_readable_file_and_refuses_others(client, login):
         assert response.status_code == 400
         assert message in response.get_data(as_text=True)
     assert _count(DefinitionDraft) == 1
+
+
+def test_uploaded_names_are_cleaned_and_download_in_any_language(client, login):
+    login("designer")
+    xml = THREE_TASKS.replace('id="three_tasks"', 'id="home_visit"').replace(
+        'processRef="three_tasks"', 'processRef="home_visit"'
+    )
+    response = client.post(
+        "/designer/drafts/upload",
+        data={"file": (io.BytesIO(xml.encode()), "../流程:家访.bpmn")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    draft = db.session.scalars(select(DefinitionDraft)).one()
+    assert draft.file_name == "流程_家访.bpmn" and draft.key == "home_visit"
+    response = client.get(f"/designer/drafts/{draft.id}/file?download=1")
+    assert response.status_code == 200 and "filename*=UTF-8''" in response.headers["Content-Disposition"]
+
+
+def test_a_file_reusing_a_deployed_id_is_flagged(client, login, deployed):
+    login("designer")
+    client.post(
+        "/designer/drafts/upload",
+        data={"file": (io.BytesIO(THREE_TASKS.encode()), "other.bpmn")},
+        content_type="multipart/form-data",
+    )
+    draft = db.session.scalars(select(DefinitionDraft)).one()
+    assert draft.base_definition_id is not None  # the upload continues three_tasks: no warning needed
+    assert 'id="replaces-notice"' not in client.get(f"/designer/drafts/{draft.id}").get_data(as_text=True)
+    client.post("/designer/drafts/new", data={"kind": "bpmn"})
+    blank = db.session.scalars(select(DefinitionDraft).order_by(DefinitionDraft.id.desc())).first()
+    client.post(f"/designer/drafts/{blank.id}", json={"xml": THREE_TASKS})
+    assert 'id="replaces-notice"' in client.get(f"/designer/drafts/{blank.id}").get_data(as_text=True)
