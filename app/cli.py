@@ -1,4 +1,4 @@
-"""Flask commands: workflows, worker, users, incidents, demo data, audit."""
+"""Flask commands: workflows, worker, users, incidents, demo data, audit, KPIs."""
 
 import json
 import time
@@ -20,6 +20,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(incidents_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(kpi_cli)
 
 
 @click.group("workflows", help="Deploy and list BPMN/DMN definitions.")
@@ -236,3 +237,26 @@ def audit_verify(batch: int):
         click.echo(f"audit chain broken: {result.problem} ({result.rows} rows before it verified)", err=True)
         raise click.exceptions.Exit(1)
     click.echo(f"{result.rows} rows verified in {time.perf_counter() - started:.1f} s")
+
+
+@click.group("kpi", help="The KPI read model (the worker keeps it current).")
+def kpi_cli():
+    pass
+
+
+@kpi_cli.command("refresh")
+@click.option(
+    "--from",
+    "since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Count only the months from the one holding this date (YYYY-MM-DD) on again; keep the earlier ones.",
+)
+def kpi_refresh(since):
+    """Count every KPI of every case again (after changing a measure, or to repair the read model)."""
+    from app.audit.kpi_model import refresh
+
+    with transaction():
+        done = refresh(full=since is None, since=since.date() if since else None, wait=True)
+    months = "every month" if done.full else f"the months from {since:%Y-%m} on"
+    click.echo(f"kpi: counted {months} of {done.cases} cases in {done.seconds:.1f} s; kpi_count has {done.rows} rows")

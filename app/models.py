@@ -1,5 +1,6 @@
 """Imports every model so metadata is complete (Alembic autogenerate, tests' create_all)."""
 
+from app.audit.kpi_model import KpiCase, KpiCount, KpiDirty, KpiState
 from app.audit.models import AuditEvent
 from app.auth.models import JurisdictionNode, User, UserRole
 from app.cases.models import Case, Document
@@ -24,6 +25,10 @@ __all__ = [
     "Document",
     "Incident",
     "JurisdictionNode",
+    "KpiCase",
+    "KpiCount",
+    "KpiDirty",
+    "KpiState",
     "Message",
     "MigrationJob",
     "MigrationJobItem",

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/kpi.py [--quick] [--db sqlite|postgresql|both] [--keep] [--no-proposed]
+    .venv/bin/python bench/kpi.py [--quick] [--db sqlite|postgresql|both] [--keep] [--no-live] [--n N]
 
 Prints one JSON object per line on stdout: ``{"metric": ..., "value": ..., "unit": ..., ...}``.
 The data is bulk-loaded straight into the tables (no workflows run), with the tree, users and loader of
@@ -12,12 +12,17 @@ decision up to 3 years back, a monthly drug test / check-in task from its report
 few other tasks, and the audit events a real run writes for them (task_created, task_completed,
 message_delivered per check; tier_changed, stage_changed, violation_recorded, case_closed as they happen).
 
-Timed (setup never is): ``http`` = the whole ``GET /kpi/?node=<city>&period=...`` through the test client signed in
-as a city supervisor (every tile of the chosen period); ``query`` = ``kpi.dashboard`` alone; ``http_trends`` = the
-chart data kpi.js fetches afterwards, every ``GET /kpi/<measure>/trend.json`` (12 periods each) one after the other,
-summed per dashboard. Month, quarter and year periods; the target (p95 < 300 ms) is judged on ``http``. Then,
-unless ``--no-proposed``, the same again after creating the work_item indexes this module proposes
-(PROPOSED_INDEXES) on the scratch database.
+Then the read model is built (``kpi_refresh`` = ``flask kpi refresh``, timed) and, for month, quarter and year
+periods, timed (setup never is): ``http`` = the whole ``GET /kpi/?node=<city>&period=...`` through the test client
+signed in as a city supervisor (every tile of the chosen period); ``query`` = ``kpi.dashboard`` alone;
+``http_trends`` = the chart data kpi.js fetches afterwards, every ``GET /kpi/<measure>/trend.json`` (12 periods
+each) one after the other, summed per dashboard (``chart_p95``: single charts); ``http_cases`` = the first page of
+a drill-down list (``GET /kpi/<measure>/cases``) for DRILL_MEASURES. Phases: ``fresh`` (just refreshed),
+``stale`` (STALE_CASES cases written and the clock 10 minutes on since the refresh: those cases are counted live,
+as between two worker passes; then the worker's incremental refresh is timed, ``kpi_refresh`` with
+``incremental``) and, unless ``--no-live``, ``live``: ``query`` counted from the base tables (``live=True``, the
+code before the read model) with fewer calls. The target (p95 < 300 ms) is judged on ``http`` and
+``http_trends``' ``chart_p95`` on PostgreSQL.
 """
 
 import argparse
@@ -36,9 +41,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 
-from app.audit import kpi  # noqa: E402
+from app.audit import kpi, kpi_model  # noqa: E402
 from app.audit.models import AuditEvent  # noqa: E402
 from app.auth.operations import create_user  # noqa: E402
 from app.cases.models import Case, CaseStatus, Measure  # noqa: E402
@@ -78,17 +83,17 @@ SIZES = {
     "quick": {"postgresql": 10_000, "sqlite": 2_000, "n": 10, "warmup": 2},
 }
 CHUNK_CASES = 5000
-#: Indexes on tables this module does not own that the KPI queries would use (created only in the scratch database).
-PROPOSED_INDEXES = [
-    "CREATE INDEX ix_work_item_element_due ON work_item (element_id, due_at)",
-    "CREATE INDEX ix_work_item_element_created ON work_item (element_id, created_at)",
-    "CREATE INDEX ix_work_item_element_completed ON work_item (element_id, completed_at)",
-    "CREATE INDEX ix_rehab_case_decision_date ON rehab_case (decision_date)",
-]
+#: Cases written between two refreshes in the ``stale`` phase (the worker refreshes every pass: a stress value).
+STALE_CASES = 50
+#: Drill-down lists timed: a per-case measure, a task measure, an event measure.
+DRILL_MEASURES = ("out_of_contact", "test_on_time", "violations")
+#: Timed calls of the ``live`` phase (slow: seconds each).
+LIVE_N, LIVE_WARMUP = 3, 1
 NOTES = {
     "query": "kpi.dashboard(city, period): every tile",
     "http": "GET /kpi/ as city supervisor",
     "http_trends": "all GET /kpi/<measure>/trend.json of one dashboard, summed",
+    "http_cases": "GET /kpi/<measure>/cases: first page of the drill-down list",
 }
 OTHER_TASKS = [("interview", "intake"), ("sign_agreement", "agreement"), ("deliver_decision", "intake")]
 STAGES = {"intake": 3, "agreement": 3, "supervision": 75, "rehabilitation": 12, "isolation": 7}
@@ -422,13 +427,13 @@ def analyze() -> None:
             db.session.execute(text("ANALYZE"))
 
 
-def measure_query(city_id: int, period: kpi.Period, n: int, warmup: int) -> dict:
+def measure_query(city_id: int, period: kpi.Period, n: int, warmup: int, live: bool = False) -> dict:
     times = []
     for i in range(warmup + n):
         db.session.remove()
         city = db.session.get(kpi.JurisdictionNode, city_id)
         t0 = time.perf_counter()
-        kpi.dashboard(city, period, trend=1)
+        kpi.compute_many(list(kpi.DEFINITIONS.values()), city, period, live=live)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     db.session.remove()
@@ -484,6 +489,51 @@ def measure_trends(app, city_id: int, period: kpi.Period, n: int, warmup: int) -
     return stats_ms(totals) | {"chart_p95": round(stats_ms(singles)["p95"], 1), "charts": len(ids)}
 
 
+def measure_cases(app, city_id: int, period: kpi.Period, measure: str, n: int, warmup: int) -> dict:
+    """The first page of one drill-down list."""
+    client = _client(app)
+    if client is None:
+        return {"error": "login failed"}
+    url = f"/kpi/{measure}/cases?node={city_id}&period={period.code}"
+    try:
+        times = [_timed_get(client, url) for _ in range(warmup + n)][warmup:]
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    db.session.remove()
+    return stats_ms(times)
+
+
+def timed_refresh(**options) -> kpi_model.Refreshed:
+    with transaction():
+        return kpi_model.refresh(wait=True, **options)
+
+
+def write_some_cases(app, count: int) -> int:
+    """Mark ``count`` random cases changed, as their writes would, and move the clock 10 minutes on; returns the
+    number of cases the dashboard now counts live."""
+    rng = random.Random(7)
+    with transaction():
+        ids = db.session.scalars(select(Case.id)).all()
+        db.session.execute(insert(kpi_model.KpiDirty), [{"case_id": i} for i in rng.sample(ids, count)])
+    clock = app.extensions["clock"]
+    clock.advance(minutes=10)
+    model = kpi_model.ReadModel.open(clock.now())
+    db.session.remove()
+    return len(model.stale) if model else -1  # -1: too many, counted live
+
+
+def measure(app, ids: dict, phase: str, period: kpi.Period, level: str, n: int, warmup: int, measure_id=None):
+    if level == "query":
+        if phase == "live":
+            return measure_query(ids["city"], period, LIVE_N, LIVE_WARMUP, live=True)
+        return measure_query(ids["city"], period, n, warmup)
+    if level == "http":
+        return measure_http(app, ids["city"], period, n, warmup)
+    if level == "http_trends":
+        return measure_trends(app, ids["city"], period, n, warmup)
+    return measure_cases(app, ids["city"], period, measure_id, n, warmup)
+
+
 def run(kind: str, n_cases: int, n: int, warmup: int, args) -> list[dict]:
     results = []
     with scratch_database(kind, args.keep) as url:
@@ -500,45 +550,70 @@ def run(kind: str, n_cases: int, n: int, warmup: int, args) -> list[dict]:
                 audit_events=ids["audit_events"],
                 setup_s=round(ids["setup_s"], 1),
             )
+            # The loader puts every due time at START's time of day: refresh a minute later, so that the 10 minutes
+            # of the stale phase see no check fall due (real due times spread over the day; see the report).
+            app.extensions["clock"].advance(minutes=1)
+            load0 = cpu_counters()
+            done = timed_refresh(full=True)
+            emit(
+                "kpi_refresh",
+                done.seconds,
+                "s",
+                db=kind,
+                kind="full",
+                rows=done.rows,
+                busy_cores=busy_cores(load0, cpu_counters()),
+            )
+            db.session.remove()
             today = START.date()
             periods = [kpi.Period.of(k, today) for k in ("month", "quarter", "year")]
-            phases = ["current"] if args.no_proposed else ["current", "proposed"]
+            phases = ["fresh", "stale"] + ([] if args.no_live else ["live"])
             for phase in phases:
-                if phase == "proposed":
-                    with transaction():
-                        for ddl in PROPOSED_INDEXES:
-                            db.session.execute(text(ddl))
-                    analyze()
+                stale = write_some_cases(app, STALE_CASES) if phase == "stale" else None
+                levels = ["query"] if phase == "live" else ["query", "http", "http_trends", "http_cases"]
                 for period in periods:
-                    for level in ("query", "http", "http_trends"):
-                        wait_for_quiet()
-                        load0 = cpu_counters()
-                        if level == "query":
-                            s = measure_query(ids["city"], period, n, warmup)
-                        elif level == "http":
-                            s = measure_http(app, ids["city"], period, n, warmup)
-                        else:
-                            s = measure_trends(app, ids["city"], period, n, warmup)
-                        line = {"db": kind, "indexes": phase, "period": period.kind, "level": level}
-                        if "error" in s:
-                            log(f"{line}: {s['error']}")
-                            results.append(line | {"error": True})
-                            emit("kpi_ms", -1, "ms", **line, error=s["error"])
-                            continue
-                        results.append(line | s)
-                        emit(
-                            "kpi_ms",
-                            s["p95"],
-                            "ms",
-                            **line,
-                            p50=round(s["p50"], 1),
-                            p95=round(s["p95"], 1),
-                            max=round(s["max"], 1),
-                            n=s["n"],
-                            busy_cores=busy_cores(load0, cpu_counters()),
-                            **{k: s[k] for k in ("bytes", "chart_p95", "charts") if k in s},
-                            note=NOTES[level],
-                        )
+                    for level in levels:
+                        for measure_id in DRILL_MEASURES if level == "http_cases" else [None]:
+                            wait_for_quiet()
+                            load0 = cpu_counters()
+                            s = measure(app, ids, phase, period, level, n, warmup, measure_id)
+                            line = {"db": kind, "phase": phase, "period": period.kind, "level": level}
+                            if measure_id:
+                                line["measure"] = measure_id
+                            if stale is not None:
+                                line["stale_cases"] = stale
+                            if "error" in s:
+                                log(f"{line}: {s['error']}")
+                                results.append(line | {"error": True})
+                                emit("kpi_ms", -1, "ms", **line, error=s["error"])
+                                continue
+                            results.append(line | s)
+                            emit(
+                                "kpi_ms",
+                                s["p95"],
+                                "ms",
+                                **line,
+                                p50=round(s["p50"], 1),
+                                p95=round(s["p95"], 1),
+                                max=round(s["max"], 1),
+                                n=s["n"],
+                                busy_cores=busy_cores(load0, cpu_counters()),
+                                **{k: s[k] for k in ("bytes", "chart_p95", "charts") if k in s},
+                                note=NOTES[level],
+                            )
+                if phase == "stale":
+                    load0 = cpu_counters()
+                    done = timed_refresh()
+                    emit(
+                        "kpi_refresh",
+                        done.seconds,
+                        "s",
+                        db=kind,
+                        kind="incremental",
+                        cases=done.cases,
+                        busy_cores=busy_cores(load0, cpu_counters()),
+                    )
+                    db.session.remove()
             db.session.remove()
             db.engine.dispose()
     return results
@@ -549,7 +624,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 cases on PostgreSQL, 2,000 on SQLite")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--keep", action="store_true", help=f"keep the PostgreSQL database {PG_NAME} afterwards")
-    parser.add_argument("--no-proposed", action="store_true", help="skip the run with the proposed indexes")
+    parser.add_argument("--no-live", action="store_true", help="skip timing the live count (the code before)")
     parser.add_argument("--n", type=int, help="timed calls per measurement (default: 30, --quick: 10)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -562,8 +637,9 @@ def main() -> None:
     for kind in kinds:
         results += run(kind, size[kind], args.n or size["n"], size["warmup"], args)
     measured = [r for r in results if not r.get("error")]
-    # The target is for PostgreSQL (production) over the http level, with the indexes as they are.
-    judged = [r for r in measured if r["db"] == "postgresql" and r["level"] == "http"]
+    # The target is for PostgreSQL (production): the page, and each chart it then fetches.
+    judged = [r for r in measured if r["db"] == "postgresql" and r["phase"] != "live" and r["level"] == "http"]
+    charts = [r for r in measured if r["db"] == "postgresql" and r["level"] == "http_trends"]
     worst = max(judged or measured, key=lambda r: r["p95"], default=None)
     emit(
         "kpi_summary",
@@ -571,17 +647,20 @@ def main() -> None:
         "ms",
         target_p95_ms=TARGET_P95_MS,
         met={
-            phase: bool(rows) and all(r["p95"] < TARGET_P95_MS for r in rows)
-            for phase in ("current", "proposed")
-            if (rows := [r for r in judged if r["indexes"] == phase])
+            phase: bool(rows)
+            and all(r["p95"] < TARGET_P95_MS for r in rows)
+            and all(r["chart_p95"] < TARGET_P95_MS for r in charts if r["phase"] == phase)
+            for phase in ("fresh", "stale")
+            if (rows := [r for r in judged if r["phase"] == phase])
         },
-        worst={k: worst[k] for k in ("db", "indexes", "period", "level")} if worst else None,
+        worst={k: worst[k] for k in ("db", "phase", "period", "level") if k in worst} if worst else None,
         over_target=[
-            f"{r['db']}/{r['indexes']}/{r['period']}/{r['level']}: {r['p95']:.0f}"
+            f"{r['db']}/{r['phase']}/{r['period']}/{r['level']}{'/' + r['measure'] if 'measure' in r else ''}: "
+            f"{r['p95']:.0f}"
             for r in measured
             if r["p95"] >= TARGET_P95_MS
         ],
-        errors=[f"{r['db']}/{r['indexes']}/{r['period']}/{r['level']}" for r in results if r.get("error")],
+        errors=[f"{r['db']}/{r['phase']}/{r['period']}/{r['level']}" for r in results if r.get("error")],
         mode=mode,
         bench_seconds=round(time.perf_counter() - started, 1),
     )

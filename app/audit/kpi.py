@@ -14,6 +14,14 @@ Common rules:
 - **Units.** Each measure yields units (a case, a task or an event) with a ``key``; the figure counts them per
   key. Rates are ``numerator keys / denominator keys``. Measures marked *per case* count a person once per period
   (the "worst" key: ``yes`` over ``no``).
+- **Time.** "Now" enters a few measures (a check counts once due; out of contact 7 days after; late report after
+  15 days): changed_with_time lists the cases it changes between two moments.
+- **One case at a time.** A unit and its key depend only on rows of its own case (and the clock): the read model
+  counts a changed case again on its own. A new measure must keep to this, and to changed_with_time.
+
+Figures are read from the read model (app.audit.kpi_model: these units counted per node and period by a refresh,
+the cases changed since counted live), equal to counting the units now (``compute(..., live=True)``). The
+drill-down lists always query the units themselves.
 """
 
 from collections.abc import Callable, Sequence
@@ -26,6 +34,7 @@ from sqlalchemy import (
     Date,
     Select,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -192,6 +201,17 @@ class Result:
     def figure(self) -> Figure:
         return self.trend[-1]
 
+    def periods(self, trend: int) -> list[Period]:
+        """The ``trend`` periods ending with ``period`` (snapshots: just ``period``)."""
+        return [self.period] if self.definition.snapshot else self.period.series(trend)
+
+    def set_counts(self, periods: list[Period], counts: list[dict[str, int]]) -> None:
+        d = self.definition
+        self.trend = [
+            Figure(None if d.snapshot else p, {k: n for k, n in c.items() if n}, d.numerator_keys, d.denominator_keys)
+            for p, c in zip(periods, counts, strict=True)
+        ]
+
     def cases(self, key: str | None = None) -> Select:
         """``(case_id, at, key)`` behind the figure of ``period`` (one key, or all), newest first.
 
@@ -232,14 +252,28 @@ class _Scope:
     def end_at(self) -> datetime:
         return local_midnight(self.end)
 
+    @property
+    def today(self) -> date:
+        """The local date at ``asof``."""
+        return self.asof.astimezone(LOCAL_TZ).date()
+
     #: The node is the only root: every case is in it, no filter needed.
     everything: bool = False
+    #: Only these cases (all in the node): the read model counts a few cases live (app.audit.kpi_model).
+    #: A literal list, so that the planner starts from the cases' own index rows.
+    cases: tuple[int, ...] | None = None
 
     def cases_here(self, case_id_column):
         """WHERE: the case's current community is in the node or below it."""
+        if self.cases is not None:
+            return case_id_column.in_(bindparam("cases", self.cases, expanding=True, literal_execute=True, unique=True))
         if self.everything:
             return true()
         return case_id_column.in_(select(Case.id).where(self.here(Case.jurisdiction_id)))
+
+    def case_here(self):
+        """WHERE on rehab_case rows: the case is in the node or below it."""
+        return self.cases_here(Case.id) if self.cases is not None else self.here(Case.jurisdiction_id)
 
     def here(self, jurisdiction_column):
         """WHERE: a jurisdiction id lies in the node or below it (a path-prefix subquery)."""
@@ -256,22 +290,58 @@ def _is_whole_tree(node: JurisdictionNode) -> bool:
 
 
 def compute(
-    definition: Definition, node: JurisdictionNode, period: Period, trend: int = 1, whole_tree: bool | None = None
+    definition: Definition,
+    node: JurisdictionNode,
+    period: Period,
+    trend: int = 1,
+    whole_tree: bool | None = None,
+    *,
+    live: bool = False,
 ) -> Result:
-    """The figures of ``trend`` periods ending with ``period`` in one grouped query (bucketed with CASE)."""
-    periods = period.series(trend) if not definition.snapshot else [period]
+    """The figures of ``trend`` periods ending with ``period`` (see compute_many)."""
+    return compute_many([definition], node, period, trend, whole_tree, live=live)[0]
+
+
+def compute_many(
+    definitions: Sequence[Definition],
+    node: JurisdictionNode,
+    period: Period,
+    trend: int = 1,
+    whole_tree: bool | None = None,
+    *,
+    live: bool = False,
+) -> list[Result]:
+    """The figures of ``trend`` periods ending with ``period`` for each definition (snapshots: one, now).
+
+    They come from the read model (app.audit.kpi_model: counts per node and period as of its last refresh, the
+    cases changed since counted live), equal to counting the units now; ``live`` (or a read model that is not
+    built or too far behind) counts the units directly, one grouped query per measure (bucketed with CASE).
+    """
     everything = _is_whole_tree(node) if whole_tree is None else whole_tree
     asof = now()
-    result = Result(definition, node, period, _scope=_Scope(node.path, period.start, period.end, asof, everything))
-    if not definition.available:
-        return result
+    results = [
+        Result(d, node, period, _scope=_Scope(node.path, period.start, period.end, asof, everything))
+        for d in definitions
+    ]
+    todo = [r for r in results if r.definition.available]
+    if not live and todo:
+        from app.audit import kpi_model  # the read model is built from this module's measures
+
+        kpi_model.fill(todo, trend)
+    for result in todo:
+        if not result.trend:
+            periods = result.periods(trend)
+            scope = _Scope(node.path, periods[0].start, periods[-1].end, asof, everything)
+            result.set_counts(periods, count_units(result.definition, scope, periods))
+    return results
+
+
+def count_units(definition: Definition, scope: _Scope, periods: list[Period]) -> list[dict[str, int]]:
+    """Units per key in each of ``periods`` (consecutive, spanning ``scope``): one grouped query, bucketed with
+    CASE; per-case measures count each case once per period (its worst key). Snapshots: one dict, now."""
+    units = definition.units(scope).subquery()
     if definition.snapshot:
-        units = definition.units(_Scope(node.path, period.start, period.end, asof, everything)).subquery()
-        counts = dict(db.session.execute(select(units.c.key, func.count()).group_by(units.c.key)).all())
-        result.trend = [Figure(None, counts, definition.numerator_keys, definition.denominator_keys)]
-        return result
-    span = _Scope(node.path, periods[0].start, periods[-1].end, asof, everything)
-    units = definition.units(span).subquery()
+        return [dict(db.session.execute(select(units.c.key, func.count()).group_by(units.c.key)).all())]
     bounds = [p.end for p in periods[:-1]]
     if isinstance(units.c.at.type, type(AuditEvent.occurred_at.type)):
         bounds = [local_midnight(b) for b in bounds]
@@ -289,11 +359,7 @@ def compute(
     ).all()
     for b, key, n in rows:
         counts[int(b)][key] = n
-    result.trend = [
-        Figure(p, c, definition.numerator_keys, definition.denominator_keys)
-        for p, c in zip(periods, counts, strict=True)
-    ]
-    return result
+    return counts
 
 
 # --- SQL helpers (SQLite for development, PostgreSQL in production) -----------------------------------------------
@@ -351,9 +417,9 @@ def _report_units(scope: _Scope) -> Select:
     reported_in_time = and_(
         Case.term_started_on.is_not(None), Case.term_started_on <= _date_plus(Case.decision_date, days=REPORT_DAYS)
     )
-    cutoff = local_today() - timedelta(days=REPORT_DAYS)
+    cutoff = scope.today - timedelta(days=REPORT_DAYS)
     return select(Case.id.label("case_id"), Case.decision_date.label("at"), _yes(reported_in_time).label("key")).where(
-        scope.here(Case.jurisdiction_id),
+        scope.case_here(),
         Case.decision_date >= scope.start,
         Case.decision_date < scope.end,
         or_(Case.term_started_on.is_not(None), Case.decision_date < cutoff),
@@ -399,7 +465,7 @@ def _tier_units(scope: _Scope) -> Select:
     """三色分级 (now, not period-bound): open and suspended cases keyed by their current tier (``none``: untiered)."""
     return select(
         Case.id.label("case_id"), Case.created_at.label("at"), func.coalesce(Case.tier, "none").label("key")
-    ).where(scope.here(Case.jurisdiction_id), Case.status != CaseStatus.CLOSED)
+    ).where(scope.case_here(), Case.status != CaseStatus.CLOSED)
 
 
 def _tier_movement_units(scope: _Scope) -> Select:
@@ -413,10 +479,12 @@ def _tier_movement_units(scope: _Scope) -> Select:
 
 
 def _violation_units(scope: _Scope) -> Select:
-    """Violations: violation_recorded events in the period keyed by kind (refusal, absence, drug_use, other; 条例20)."""
-    return select(
-        AuditEvent.case_id, AuditEvent.occurred_at.label("at"), AuditEvent.payload["kind"].as_string().label("key")
-    ).where(*_events(scope, "violation_recorded"))
+    """Violations: violation_recorded events in the period keyed by kind (refusal, absence, drug_use, other; 条例20;
+    an event without a kind counts as other)."""
+    kind = func.coalesce(AuditEvent.payload["kind"].as_string(), "other")
+    return select(AuditEvent.case_id, AuditEvent.occurred_at.label("at"), kind.label("key")).where(
+        *_events(scope, "violation_recorded")
+    )
 
 
 def _serious_violation_units(scope: _Scope) -> Select:
@@ -480,7 +548,7 @@ def _young_units(scope: _Scope) -> Select:
         else_="adult",
     )
     return select(Case.id.label("case_id"), Case.decision_date.label("at"), key.label("key")).where(
-        scope.here(Case.jurisdiction_id), Case.decision_date >= scope.start, Case.decision_date < scope.end
+        scope.case_here(), Case.decision_date >= scope.start, Case.decision_date < scope.end
     )
 
 
@@ -713,14 +781,40 @@ young_new = _measure("young_new")
 
 def dashboard(node: JurisdictionNode, period: Period, trend: int = 12) -> list[Result]:
     """Every measure for the node: the figure of ``period`` and the trend of ``trend`` periods ending with it."""
-    whole_tree = _is_whole_tree(node)
-    return [compute(d, node, period, trend, whole_tree) for d in DEFINITIONS.values()]
+    return compute_many(list(DEFINITIONS.values()), node, period, trend)
+
+
+def changed_with_time(since: datetime, until: datetime) -> Select:
+    """Ids of the cases whose units or keys differ between asking at ``since`` and at ``until`` with no row written.
+
+    Time enters the measures only here (keep in step with them): a check counts once due (_checks_due), an open
+    one becomes "out of contact" OUT_OF_CONTACT_DAYS after its due time, and a decided case that has not reported
+    counts as late REPORT_DAYS after the decision (_report_units). Either order of the two times.
+    """
+    lo, hi = min(since, until), max(since, until)
+    grace = timedelta(days=OUT_OF_CONTACT_DAYS)
+    falling_due = select(WorkItem.case_id).where(
+        WorkItem.element_id == CHECK_TASK, WorkItem.due_at >= lo, WorkItem.due_at < hi
+    )
+    falling_overdue = select(WorkItem.case_id).where(
+        WorkItem.element_id == CHECK_TASK,
+        WorkItem.status == WorkItemStatus.OPEN,
+        WorkItem.due_at >= lo - grace,
+        WorkItem.due_at < hi - grace,
+    )
+    cutoff = [t.astimezone(LOCAL_TZ).date() - timedelta(days=REPORT_DAYS) for t in (lo, hi)]
+    turning_late = select(Case.id).where(
+        Case.term_started_on.is_(None), Case.decision_date >= cutoff[0], Case.decision_date < cutoff[1]
+    )
+    return union_all(falling_due, falling_overdue, turning_late)
 
 
 def case_rows(result: Result, key: str | None, page: int = 1, per_page: int = 50) -> tuple[int, list[tuple]]:
-    """(total, [(case, at, key), ...]) for one page of the drill-down list."""
+    """(total, [(case, at, key), ...]) for one page of the drill-down list; the total is the figure's (one row
+    per unit, or per case for per-case measures: the same number, not counted again)."""
+    counts = result.figure.counts
+    total = counts.get(key, 0) if key else sum(counts.values())
     rows = result.cases(key).subquery()
-    total = db.session.scalar(select(func.count()).select_from(rows)) or 0
     page_rows = db.session.execute(
         select(Case, rows.c.at, rows.c.key)
         .join(rows, rows.c.case_id == Case.id)

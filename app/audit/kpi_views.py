@@ -1,7 +1,8 @@
 """The KPI dashboard (domain.md §4) with drill-down and CSV export.
 
 Supervisors only; anyone else, and any node outside the user's scope, gets 404. Figures come from
-app.audit.kpi; every export is logged (export_downloaded) in the same transaction that answers it.
+app.audit.kpi (its read model, app.audit.kpi_model); every export is logged (export_downloaded) in the same
+transaction that answers it.
 """
 
 import csv

@@ -1,4 +1,5 @@
-"""KPIs (domain.md §4): every figure equals an independent count over the same tables, done here in Python.
+"""KPIs (domain.md §4): every figure equals an independent count over the same tables, done here in Python,
+whether counted live or read from the read model (app.audit.kpi_model), fresh or with changes since its refresh.
 
 The data comes from a short simulation of the real workflows (app.simulation), plus a few hand-made rows for
 what a short simulation never reaches (closed terms, young people, period boundaries).
@@ -13,10 +14,10 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import engine
-from app.audit import kpi
+from app.audit import kpi, kpi_model
 from app.audit.log import record
 from app.audit.models import AuditEvent
 from app.auth.models import JurisdictionNode, NodeLevel
@@ -32,6 +33,7 @@ from tests.conftest import PASSWORD
 CHINA = ZoneInfo("Asia/Shanghai")
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 RANK = {"blue": 1, "yellow": 2, "red": 3}
+AVAILABLE = [d for d in kpi.DEFINITIONS.values() if d.available]
 
 
 # --- the independent counts -----------------------------------------------------------------------------------------
@@ -139,6 +141,62 @@ def direct_counts(node: JurisdictionNode, period: kpi.Period, asof: datetime, ta
     return {k: +v for k, v in out.items()}  # drop zero counts
 
 
+def assert_figures_agree(nodes, periods, asof: datetime, *, live: bool = False, lists: bool = False) -> Counter:
+    """Every available measure for every node and period equals direct_counts (``lists``: and the drill-down lists
+    exactly its units, per-key lists adding up); returns the units seen per measure."""
+    tables = load_tables()
+    seen = Counter()
+    for node in nodes:
+        for period in periods:
+            expected = direct_counts(node, period, asof, tables)
+            for result in kpi.compute_many(AVAILABLE, node, period, live=live):
+                measure, where = result.definition.id, (result.definition.id, node.name, period.code, live)
+                counts = Counter(result.figure.counts)
+                assert counts == expected.get(measure, Counter()), where
+                if lists:
+                    rows = db.session.execute(result.cases()).all()
+                    assert Counter(r.key for r in rows) == counts, where
+                    keys = result.definition.numerator_keys
+                    assert sum(len(db.session.execute(result.cases(k)).all()) for k in keys) == result.figure.numerator
+                seen[measure] += sum(counts.values())
+    return seen
+
+
+def refresh(**options) -> kpi_model.Refreshed:
+    with transaction():
+        return kpi_model.refresh(**options)
+
+
+def stale_cases(asof: datetime) -> set[int]:
+    """The cases the read model counts live now (they changed since the refresh)."""
+    model = kpi_model.ReadModel.open(asof)
+    assert model is not None
+    return set(model.stale)
+
+
+def count_table() -> list[tuple]:
+    return sorted(tuple(r) for r in db.session.execute(select(kpi_model.KpiCount.__table__)).all())
+
+
+def case_table() -> dict[int, tuple]:
+    rows = db.session.execute(select(kpi_model.KpiCase.__table__)).all()
+    return {case_id: (node_id, sorted(map(tuple, counts))) for case_id, node_id, counts in rows}
+
+
+@pytest.fixture
+def live_counts(monkeypatch):
+    """The scope of every live count (kpi.count_units) made during the test."""
+    scopes = []
+    real = kpi.count_units
+
+    def spy(definition, scope, periods):
+        scopes.append(scope)
+        return real(definition, scope, periods)
+
+    monkeypatch.setattr(kpi, "count_units", spy)
+    return scopes
+
+
 # --- data -----------------------------------------------------------------------------------------------------------
 
 
@@ -210,41 +268,67 @@ def simulated(app, tree, other_district, clock):
 # --- tests ------------------------------------------------------------------------------------------------------------
 
 
-def test_figures_agree_with_direct_counts(simulated, other_district, clock):
-    """Every measure, by month/quarter/year and by node: the figure equals the count done here; the drill-down
-    lists exactly its units; per-key lists add up."""
+def test_figures_agree_with_direct_counts(simulated, other_district, clock, live_counts):
+    """Every measure, by month/quarter/year and by node, counted live and from the read model (fresh, then with
+    changes since its refresh, then refreshed again): the figure equals the count done here; the drill-down lists
+    exactly its units; per-key lists add up."""
     asof = clock.now()
     nodes = [simulated["city"], simulated["a"], other_district["district"]]
     months = kpi.Period.of("month", asof.astimezone(CHINA).date()).series(6)
     periods = [*months, kpi.Period.parse("2026-Q2"), kpi.Period.parse("2026"), kpi.Period.parse("2023")]
-    seen = Counter()
-    tables = load_tables()
-    for node in nodes:
-        for period in periods:
-            expected = direct_counts(node, period, asof, tables)
-            for measure, definition in kpi.DEFINITIONS.items():
-                if not definition.available:
-                    continue
-                result = kpi.compute(definition, node, period)
-                counts = Counter(result.figure.counts)
-                assert counts == expected.get(measure, Counter()), (measure, node.name, period.code)
-                rows = db.session.execute(result.cases()).all()
-                assert Counter(r.key for r in rows) == counts, (measure, node.name, period.code)
-                numerator = sum(len(db.session.execute(result.cases(k)).all()) for k in definition.numerator_keys)
-                assert numerator == result.figure.numerator
-                seen[measure] += sum(counts.values())
+    assert kpi_model.ReadModel.open(asof) is None  # not built: the worker of the simulation left it alone
+    seen = assert_figures_agree(nodes, periods, asof, live=True, lists=True)
     # The data exercised every measure (a measure that is always zero proves nothing).
-    assert all(seen[m] > 0 for m, d in kpi.DEFINITIONS.items() if d.available), seen
+    assert all(seen[d.id] > 0 for d in AVAILABLE), seen
 
-    # The 12-period trend (one grouped query) gives the same figures as asking period by period.
+    # The read model, just built: every figure comes from kpi_count alone.
+    built = refresh(full=True)
+    assert built.full and built.rows > 0
+    live_counts.clear()
+    assert stale_cases(asof) == set()
+    assert assert_figures_agree(nodes, periods, asof) == seen
+    assert live_counts == []
+
+    # The 12-period trend gives the same figures as asking period by period, from the read model and live.
     period = kpi.Period.of("month", asof.astimezone(CHINA).date())
-    for definition in kpi.DEFINITIONS.values():
-        if not definition.available or definition.snapshot:
+    for definition in AVAILABLE:
+        if definition.snapshot:
             continue
         trend = kpi.compute(definition, simulated["city"], period, trend=12).trend
         assert [f.period for f in trend] == period.series(12)
+        assert trend == kpi.compute(definition, simulated["city"], period, trend=12, live=True).trend
         for figure in trend:
             assert figure.counts == kpi.compute(definition, simulated["city"], figure.period).figure.counts
+
+    # Changes after the refresh: a check done late, a violation, a transfer, days passing. Only the cases they
+    # touch are counted live, and the figures still agree.
+    with transaction():
+        check = db.session.scalars(
+            select(WorkItem).where(WorkItem.element_id == kpi.CHECK_TASK, WorkItem.status == WorkItemStatus.OPEN)
+        ).first()
+        check.status, check.completed_at = WorkItemStatus.COMPLETED, clock.now()
+        moved = db.session.scalars(select(Case).where(Case.jurisdiction_id == simulated["b"].id)).first()
+        moved.jurisdiction_id = other_district["community"].id
+        record("case_transferred", case_id=moved.id, jurisdiction_id=moved.jurisdiction_id)
+        record("violation_recorded", case_id=check.case_id, payload={"kind": "absence"})
+    clock.advance(days=3)
+    asof = clock.now()
+    stale = stale_cases(asof)
+    assert {check.case_id, moved.id} <= stale and len(stale) < db.session.scalar(select(func.count(Case.id)))
+    live_counts.clear()
+    assert_figures_agree(nodes, periods, asof)
+    assert live_counts and all(scope.cases and set(scope.cases) <= stale for scope in live_counts)
+
+    # Refreshed (the stale cases only): kpi_count alone again, the same rows a full rebuild writes.
+    done = refresh()
+    assert not done.full and done.cases == len(stale)
+    assert stale_cases(asof) == set()
+    live_counts.clear()
+    assert_figures_agree(nodes, periods, asof)
+    assert live_counts == []
+    rows = count_table(), case_table()
+    refresh(full=True)
+    assert (count_table(), case_table()) == rows
 
     # Positives are counted from drug-use violations: every one the simulation made is a positive test result
     # (plus the hand-made relapse of the closed case).
@@ -255,7 +339,7 @@ def test_figures_agree_with_direct_counts(simulated, other_district, clock):
     ]
     figure = kpi.test_positive(simulated["city"], kpi.Period.parse("2026")).figure
     assert figure.counts.get("positive", 0) == results.count("positive") + 1
-    assert figure.counts["tested"] == len(results)
+    assert figure.counts["tested"] == len(results) + 1  # and the check done late above
 
     # 条例7: closed 'expired' with no drug use recorded counts; a relapse or a termination does not.
     figure = kpi.abstinence(simulated["city"], kpi.Period.parse("2026")).figure
@@ -325,8 +409,13 @@ def _violations(tree, other_district, clock):
             record("violation_recorded", case_id=case.id, jurisdiction_id=node.id, payload={"kind": "refusal"})
 
 
-def test_supervisor_opens_dashboard_drills_down_and_exports(client, login, users, tree, other_district, clock):
+@pytest.mark.parametrize("read_model", [False, True])
+def test_supervisor_opens_dashboard_drills_down_and_exports(
+    client, login, users, tree, other_district, clock, live_counts, read_model
+):
     _violations(tree, other_district, clock)
+    if read_model:
+        refresh(full=True)
     login("supervisor")
     page = client.get(f"/kpi/?node={tree['district'].id}&period=2026-03")
     assert page.status_code == 200
@@ -351,6 +440,7 @@ def test_supervisor_opens_dashboard_drills_down_and_exports(client, login, users
     assert len(logged) == 1
     assert logged[0].actor_id == users["supervisor"].id and logged[0].jurisdiction_id == tree["district"].id
     assert logged[0].payload["measure"] == "violations" and logged[0].payload["rows"] == 3
+    assert bool(live_counts) != read_model  # the figures came from kpi_count alone, or were all counted live
 
 
 def test_supervisor_of_another_district_sees_nothing_of_it(client, login, tree, other_district, clock):
