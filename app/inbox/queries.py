@@ -1,6 +1,6 @@
 """Inbox lists and counts: indexed reads of work_item joined to its case, never a workflow replay."""
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
@@ -70,7 +70,7 @@ class InboxFilter:
 
     def params(self, **changes) -> dict:
         """All parameters (blank ones left out), with ``changes`` applied; includes the search term."""
-        values = asdict(self) | changes
+        values = vars(self) | changes  # the fields, shallow (asdict() deep-copies: 3x slower, ~25 links a page)
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if v not in (None, "")}
 
     def to_args(self, **changes) -> dict:

@@ -69,7 +69,6 @@ def index():
         "counts": counts,
         "views": views_for(current_user),
         "supervisor": supervisor,
-        "assignees": _team() if supervisor else [],
     }
     if request.headers.get("HX-Request"):
         response = make_response(render_template("inbox/_results.html", **context))
@@ -84,6 +83,19 @@ def index():
         saved=_saved_filters(),
         **context,
     )
+
+
+@bp.get("/assignees")
+@login_required
+def assignees():
+    """Supervisors: the bulk bar's reassignment fields, fetched when asked for (inbox/_results.html).
+
+    A district has hundreds of people and most visits to the inbox reassign nothing: listing them on every
+    page cost a supervisor's inbox ~10 ms (bench/inbox.py).
+    """
+    if not is_supervisor(current_user):
+        abort(404)
+    return render_template("inbox/_bulk_reassign.html", assignees=_team())
 
 
 def _team() -> list[User]:

@@ -113,11 +113,12 @@ def take(out: Path, url: str) -> None:
         sign_in(page, "supervisor")
         page.goto("/inbox/?view=team")
         node = page.locator("#node option", has_text="夏湾社区").get_attribute("value")
-        page.goto(f"/inbox/?view=team&node={node}")  # a full page load: an htmx-swapped table has no assignees yet
+        page.goto(f"/inbox/?view=team&node={node}")
         rows = page.locator("#results tbody tr[id^=item-]")
         expect(rows).to_have_count(5)
         for name in ("陈静", "赵敏"):
             rows.filter(has_text=name).locator("input[name=ids]").check()
+        page.locator("#bulk-choose").click()  # the people to reassign to are fetched when asked for
         page.locator("#bulk-assignee").select_option(
             page.locator("#bulk-assignee option", has_text="Caseworker (夏湾)").get_attribute("value")
         )

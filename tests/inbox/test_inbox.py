@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app import engine
 from app.audit.models import AuditEvent
+from app.auth.models import User
 from app.auth.operations import create_user
 from app.cases.models import Case, Document
 from app.core.db import transaction
@@ -113,6 +114,7 @@ def test_every_inbox_route_is_covered_by_the_scoping_test(app):
     routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("inbox.")}
     assert routes == {
         "/inbox/",
+        "/inbox/assignees",
         "/inbox/tasks/<int:item_id>",
         "/inbox/tasks/<int:item_id>/claim",
         "/inbox/tasks/<int:item_id>/unclaim",
@@ -121,7 +123,7 @@ def test_every_inbox_route_is_covered_by_the_scoping_test(app):
         "/inbox/filters",
         "/inbox/filters/<int:filter_id>",
         "/inbox/filters/<int:filter_id>/delete",
-    }  # a new route must be added to the 404 tests above (bulk and filters are tested below)
+    }  # a new route must be added to the 404 tests above (assignees, bulk and filters are tested below)
 
 
 def test_bulk_and_saved_filters_do_not_reach_outside_the_users_scope(flow, login, client, users):
@@ -296,6 +298,29 @@ def test_supervisor_bulk_reassigns_and_each_item_succeeds_or_fails_on_its_own(fl
     assert db.session.get(WorkItem, ids[0]).assignee_id == users["caseworker"].id
     assert db.session.get(WorkItem, ids[1]).assignee_id is None  # community b is not the caseworker's
     assert f"Task {ids[1]}" in page or f"任务 {ids[1]}" in page
+
+
+def test_the_bulk_bar_fetches_the_people_in_the_supervisors_area_only_when_asked(flow, login, client, users):
+    """The inbox page carries a button, not the list: GET /inbox/assignees fills it in (htmx) when it is used."""
+    login("supervisor")
+    page = _text(client.get("/inbox/?view=team"))
+    assert 'hx-get="/inbox/assignees"' in page and 'id="bulk-choose"' in page
+    assert 'id="bulk-assignee"' not in page and 'id="bulk-reason"' not in page
+
+    fields = _text(client.get("/inbox/assignees", headers={"HX-Request": "true"}))
+    assert 'id="bulk-assignee"' in fields and "autofocus" in fields  # the focus moves to the list when it arrives
+    assert 'id="bulk-reason"' in fields and 'value="reassign"' in fields
+    offered = set(re.findall(r'<option value="(\d+)"', fields))
+    field_people = {"caseworker", "caseworker2", "police", "cadre", "medical"}
+    assert offered == {str(users[name].id) for name in field_people}  # no supervisor, designer or admin
+
+    with transaction():
+        create_user("sup_b", PASSWORD, ["supervisor"], flow["cases"]["b"].jurisdiction, "Supervisor B")
+        db.session.get(User, users["caseworker2"].id).active = False
+    login("sup_b")
+    assert re.findall(r'<option value="(\d+)"', _text(client.get("/inbox/assignees"))) == []  # b: caseworker2 left
+    login("caseworker")
+    assert client.get("/inbox/assignees").status_code == 404
 
 
 def test_bulk_is_for_supervisors_only(flow, login, client):
