@@ -34,7 +34,6 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import CallActivity, SubWo
 from SpiffWorkflow.bpmn.util.diff import migrate_workflow
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
-from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.core.clock import now
@@ -54,7 +53,7 @@ from app.engine.models import (
     WorkItemStatus,
 )
 from app.engine.projection import _new_work_item, audit, project, snapshot
-from app.engine.runtime import _script_engine, _send, _StepGuard
+from app.engine.runtime import _lock_instance, _script_engine, _send, _StepGuard
 from app.engine.serialization import dump_state, load_state, registry
 from app.extensions import db
 
@@ -729,26 +728,8 @@ def migrate_instance(
     return _migrate(instance_id, _target(target_definition_id), None, mapping, actor_id, expected_version)
 
 
-def _lock(instance_id: int) -> ProcessInstance:
-    """Lock the instance row like runtime does, but without joining its definition into the locking query.
-
-    On PostgreSQL a ``FOR UPDATE`` that waited for another transaction re-checks the join with the row's new
-    version; after a concurrent migration changed ``definition_id`` the joined query would find no row at all.
-    """
-    instance = db.session.scalars(
-        select(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .options(lazyload(ProcessInstance.definition))
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
-    ).first()
-    if instance is None:
-        raise NotFound(f"no process instance {instance_id}")
-    return instance
-
-
 def _migrate(instance_id, target, bundle, mapping, actor_id, expected_version) -> MigrationCheck:
-    instance = _lock(instance_id)
+    instance = _lock_instance(instance_id)
     if expected_version is not None and instance.lock_version != expected_version:
         raise Conflict("the instance changed since it was checked; check it again")
     refused = _refusal(instance, target)
