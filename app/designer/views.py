@@ -390,23 +390,21 @@ def request_file(request_id: int):
     return _xml_response(file["content"], file["name"], download=request.args.get("download") == "1")
 
 
-def _decide(request_id: int, action):
+def _decide(request_id: int, action, done):
+    """Run ``action(request)`` in a transaction, then ``done(outcome, request)`` to flash what happened; a refused
+    decision (already decided, own request, wrong role) is flashed instead. Back to the request list either way."""
     found = db.session.get(DeployRequest, request_id) or abort(404)
     try:
         with transaction():
             outcome = action(found)
     except DesignerError as exc:
         flash(str(exc), "danger")
-        return redirect(url_for("designer.requests_page"))
-    return outcome, found
+    else:
+        done(outcome, found)
+    return redirect(url_for("designer.requests_page"))
 
 
-@bp.post(f"/requests/<{ID}:request_id>/approve")
-def approve(request_id: int):
-    result = _decide(request_id, lambda found: operations.approve(found, current_user))
-    if not isinstance(result, tuple):
-        return result
-    outcome, found = result
+def _approved(outcome: operations.DeployOutcome, found: DeployRequest) -> None:
     if found.status == RequestStatus.FAILED:
         problems = "; ".join(p["message"] for p in found.problems)
         flash(_("Nothing was deployed: the files are no longer valid: %(problems)s", problems=problems), "danger")
@@ -415,7 +413,11 @@ def approve(request_id: int):
         flash(_("Approved and deployed: %(versions)s.", versions=versions), "success")
     else:
         flash(_("Approved; nothing changed: the files equal the deployed versions."), "info")
-    return redirect(url_for("designer.requests_page"))
+
+
+@bp.post(f"/requests/<{ID}:request_id>/approve")
+def approve(request_id: int):
+    return _decide(request_id, lambda found: operations.approve(found, current_user), _approved)
 
 
 @bp.post(f"/requests/<{ID}:request_id>/reject")
@@ -424,20 +426,20 @@ def reject(request_id: int):
     if not form.validate_on_submit():
         flash(_("Say why the deploy is rejected."), "danger")
         return redirect(url_for("designer.requests_page"))
-    result = _decide(request_id, lambda found: operations.reject(found, current_user, form.reason.data))
-    if isinstance(result, tuple):
-        flash(_("Rejected; the designer sees your reason."), "info")
-        return redirect(url_for("designer.requests_page"))
-    return result
+    return _decide(
+        request_id,
+        lambda found: operations.reject(found, current_user, form.reason.data),
+        lambda _outcome, _found: flash(_("Rejected; the designer sees your reason."), "info"),
+    )
 
 
 @bp.post(f"/requests/<{ID}:request_id>/withdraw")
 def withdraw(request_id: int):
-    result = _decide(request_id, lambda found: operations.withdraw(found, current_user))
-    if isinstance(result, tuple):
-        flash(_("Request withdrawn."), "info")
-        return redirect(url_for("designer.requests_page"))
-    return result
+    return _decide(
+        request_id,
+        lambda found: operations.withdraw(found, current_user),
+        lambda _outcome, _found: flash(_("Request withdrawn."), "info"),
+    )
 
 
 # --- migration ------------------------------------------------------------------------------------------------------
