@@ -91,7 +91,7 @@ def assignees():
     """Supervisors: the bulk bar's reassignment fields, fetched when asked for (inbox/_results.html).
 
     A district has hundreds of people and most visits to the inbox reassign nothing: listing them on every
-    page cost a supervisor's inbox ~10 ms (bench/inbox.py).
+    page cost a district supervisor's inbox 5-10 ms (bench/inbox.py).
     """
     if not is_supervisor(current_user):
         abort(404)
