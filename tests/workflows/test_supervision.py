@@ -490,9 +490,10 @@ def test_fa33_three_year_term_of_36_monthly_cycles_stays_flat(flow):
     assert flow.reload(case).tier == "yellow"
     assert flow.reload(case).facts["negative_streak"] == 36
     # The state of cycle 36 is the size of cycle 2's: it changes only when a new points item starts to match
-    # (the sixth negative test in a row), then differs only by digits and dates.
+    # (the sixth negative test in a row), then differs only by digits of dates and times (a few dozen bytes: a
+    # state that grew per cycle would add hundreds of bytes each time).
     assert max(sizes) <= sizes[1] * 1.02, sizes
-    assert max(sizes[7:]) - min(sizes[7:]) <= 20, sizes
+    assert max(sizes[7:]) - min(sizes[7:]) <= sizes[7] * 0.005, sizes
     assert set(cycle_timers(flow, case)) == {"check_overdue", "check_missed"}
     assert fired(flow, case) == []
     assert violations(case) == []
