@@ -1,11 +1,12 @@
 """The hash chain over audit_event: every row carries the SHA-256 of its content and of the previous row's hash.
 
-Writing. New audit events are held back from the flushes of a transaction and inserted when it commits: then the
-chain head (the one row of audit_chain_head) is locked (``FOR UPDATE`` on PostgreSQL; SQLite already holds the
-write lock), each event gets the next ``seq``, the previous hash and its own hash, and the head moves on. So a row
-is complete when it is inserted (it is never updated), and the head is the last lock a transaction takes, held
-only for its final flush and commit: concurrent writers queue on it at the very end of their work, and no writer
-ever waits for another lock while holding it (no deadlock with the instance locks of app.engine.runtime).
+Writing. :func:`hold` keeps a transaction's audit events (plain rows, not ORM objects) in the session until it
+commits; then, after the transaction's last flush, the chain head (the one row of audit_chain_head) is locked
+(``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock), each event gets the next ``seq``, the previous
+hash and its own hash, all are inserted with one statement, and the head moves on. So a row is complete when it is
+inserted (it is never updated), and the head is the last lock a transaction takes, held only for its final
+statements and commit: concurrent writers queue on it at the very end of their work, and no writer ever waits for
+another lock while holding it (no deadlock with the instance locks of app.engine.runtime).
 
 Events recorded inside a savepoint that is rolled back are dropped with it, as the session drops its own objects.
 
@@ -15,7 +16,6 @@ recomputes every hash and reports the first altered, deleted or inserted row.
 
 import hashlib
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,8 +27,7 @@ from app.audit.models import AuditChainHead, AuditEvent
 
 #: prev_hash of the first row.
 GENESIS = "0" * 64
-_HELD = "audit_chain_held"  # session.info: [(event, transaction it was flushed in)] waiting for the commit
-_SEALING = "audit_chain_sealing"  # session.info: the commit's own flush of the held events is running
+_HELD = "audit_chain_held"  # session.info: [(row, transaction it was recorded in)] waiting for the commit
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -74,23 +73,19 @@ def row_hash(
 # --- writing ------------------------------------------------------------------------------------------------------
 
 
-def _held(session: Session) -> list[tuple[AuditEvent, SessionTransaction | None]]:
-    return session.info.setdefault(_HELD, [])
+def current_transaction(session: Session) -> SessionTransaction:
+    """The innermost transaction (savepoint or not), begun now if the session has none yet."""
+    return session.get_nested_transaction() or session.get_transaction() or session.begin()
 
 
-@event.listens_for(Session, "before_flush")
-def _hold_new_events(session: Session, flush_context, instances) -> None:
-    """Keep new audit events out of the transaction's flushes until it commits."""
-    if session.info.get(_SEALING):
-        return
-    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
-    if not new:
-        return
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    held = _held(session)
-    for obj in new:
-        session.expunge(obj)
-        held.append((obj, transaction))
+def hold(session: Session, row: dict) -> None:
+    """Keep one audit event (the audit_event columns but seq and hashes) for the commit of the current transaction."""
+    session.info.setdefault(_HELD, []).append((row, current_transaction(session)))
+
+
+def held_rows(session: Session) -> list[dict]:
+    """The events the current transaction will append when it commits."""
+    return [row for row, _ in session.info.get(_HELD, ())]
 
 
 @event.listens_for(Session, "before_commit")
@@ -98,27 +93,19 @@ def _seal(session: Session) -> None:
     """Append the transaction's audit events to the chain, as the last thing before the commit."""
     if session.in_nested_transaction():
         return  # releasing a savepoint: the events wait for the outer commit
-    session.flush()  # everything else first (new events recorded since the last flush join the held ones)
-    held = session.info.pop(_HELD, None)
-    if not held:
-        return
-    events = [obj for obj, _ in held]
-    session.info[_SEALING] = True
-    try:
-        append_to_chain(session, events)
-        session.add_all(events)
-        session.flush()
-    finally:
-        session.info.pop(_SEALING, None)
+    session.flush()  # everything else first
+    rows = held_rows(session)
+    if rows:
+        append_to_chain(session.connection(), rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    """Events flushed in a rolled-back transaction (or savepoint, or one inside it) are gone with it."""
+    """Events recorded in a rolled-back transaction (or savepoint, or one inside it) are gone with it."""
     held = session.info.get(_HELD)
     if not held:
         return
-    session.info[_HELD] = [(obj, tx) for obj, tx in held if not _within(tx, previous_transaction)]
+    session.info[_HELD] = [(row, tx) for row, tx in held if not within(tx, previous_transaction)]
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -127,7 +114,8 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_HELD, None)
 
 
-def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+def within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    """Whether ``transaction`` is ``ancestor`` or (a savepoint) inside it."""
     while transaction is not None:
         if transaction is ancestor:
             return True
@@ -139,6 +127,7 @@ _HEAD = AuditChainHead.__table__
 _EVENTS = AuditEvent.__table__
 _READ_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+_INSERT_EVENTS = insert(_EVENTS)
 
 
 def _lock_head(connection) -> tuple[int, str]:
@@ -164,26 +153,27 @@ def _lock_head(connection) -> tuple[int, str]:
     return row[0], row[1]
 
 
-def append_to_chain(session: Session, events: Iterable[AuditEvent]) -> None:
-    """Give ``events`` (not yet inserted) the next chain positions and hashes, and move the head."""
-    connection = session.connection()
+def append_to_chain(connection, rows: list[dict]) -> None:
+    """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them and
+    move the head."""
     last_seq, last_hash = _lock_head(connection)
-    for obj in events:
+    for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
-        obj.payload = json.loads(json.dumps(obj.payload if obj.payload is not None else {}))
+        row["payload"] = json.loads(json.dumps(row["payload"] if row["payload"] is not None else {}))
         last_seq += 1
-        obj.seq, obj.prev_hash = last_seq, last_hash
-        obj.row_hash = last_hash = row_hash(
+        row["seq"], row["prev_hash"] = last_seq, last_hash
+        row["row_hash"] = last_hash = row_hash(
             seq=last_seq,
-            type=obj.type,
-            actor_id=obj.actor_id,
-            occurred_at=obj.occurred_at,
-            jurisdiction_id=obj.jurisdiction_id,
-            case_id=obj.case_id,
-            instance_id=obj.instance_id,
-            payload=obj.payload,
-            prev_hash=obj.prev_hash,
+            type=row["type"],
+            actor_id=row["actor_id"],
+            occurred_at=row["occurred_at"],
+            jurisdiction_id=row["jurisdiction_id"],
+            case_id=row["case_id"],
+            instance_id=row["instance_id"],
+            payload=row["payload"],
+            prev_hash=row["prev_hash"],
         )
+    connection.execute(_INSERT_EVENTS, rows)
     connection.execute(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})
 
 

@@ -9,10 +9,10 @@ equal to counting the units now (what app.audit.kpi does with ``live=True``):
   measures: grain ``now``); per-case measures count a case once per period with its worst key. Every refresh
   changes both in one transaction, kpi_count by the difference between a case's old and new contribution, so
   kpi_count is always the sum of kpi_case.
-- **Changes.** Every flush that writes a case, a work item or an audit event of a case also inserts a kpi_dirty
-  row naming the case (same transaction; plain appends, so writers never wait for each other), and so does an
-  INSERT, UPDATE or DELETE statement on those tables sent through the session (one touching unknown cases inserts
-  a row with no case: everything is counted again).
+- **Changes.** A transaction that writes cases, work items or audit events of cases inserts, as it commits, one
+  kpi_dirty row per case it touched (plain appends, so writers never wait for each other); INSERT, UPDATE and
+  DELETE statements on those tables sent through the session count too (one touching unknown cases marks a row
+  with no case: everything is counted again).
 - **Time.** Some units change with the clock alone (app.audit.kpi.changed_with_time: checks falling due or
   overdue, unreported cases turning late).
 - **Reading.** A case is *stale* if a kpi_dirty row names it or time changed it since the refresh. A figure is
@@ -62,10 +62,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, aliased, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, aliased, mapped_column
 
 from app.audit import kpi
-from app.audit.models import AuditEvent
+from app.audit.chain import current_transaction, held_rows, within
 from app.auth.models import JurisdictionNode
 from app.cases.models import Case
 from app.core.clock import now
@@ -144,12 +144,13 @@ class KpiState(db.Model):
 _CASE_COLUMN = {"rehab_case": "id", "work_item": "case_id", "audit_event": "case_id"}
 #: A kpi_dirty case_id meaning "unknown cases": count everything again.
 _UNKNOWN = None
+_MARKS = "kpi_marks"  # session.info: [(case ids, transaction they were written in)] inserted at the commit
+_INSERT_MARK = insert(KpiDirty.__table__)
 
 
-def _mark(connection, case_ids: Iterable[int | None]) -> None:
-    rows = [{"case_id": case_id} for case_id in set(case_ids)]
-    if rows:
-        connection.execute(insert(KpiDirty.__table__), rows)
+def _mark(session: Session, case_ids: Iterable[int | None]) -> None:
+    """Note cases this transaction changed; one kpi_dirty insert at the commit names them all."""
+    session.info.setdefault(_MARKS, []).append((set(case_ids), current_transaction(session)))
 
 
 @event.listens_for(WorkItem.case_id, "set", active_history=True)
@@ -160,16 +161,21 @@ def _keep_old_case(target, value, old, initiator):
 
 @event.listens_for(Session, "after_flush")
 def _mark_flushed(session: Session, flush_context) -> None:
-    """Mark the cases of the cases, work items and audit events this flush wrote."""
+    """Mark the cases of the cases and work items this flush wrote."""
     case_ids: set[int] = set()
-    dirty = (obj for obj in session.dirty if session.is_modified(obj, include_collections=False))
+    dirty = (
+        obj
+        for obj in session.dirty
+        if isinstance(obj, Case | WorkItem) and session.is_modified(obj, include_collections=False)
+    )
     for obj in chain(session.new, dirty, session.deleted):
         if isinstance(obj, Case):
             case_ids.add(obj.id)
-        elif isinstance(obj, WorkItem | AuditEvent):
+        elif isinstance(obj, WorkItem):
             case_ids.update(chain(inspect(obj).attrs.case_id.history.sum(), [obj.case_id]))
     case_ids.discard(None)
-    _mark(session.connection(), case_ids)
+    if case_ids:
+        _mark(session, case_ids)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -181,20 +187,45 @@ def _mark_statements(state: ORMExecuteState) -> None:
     column = _CASE_COLUMN.get(getattr(table, "name", ""))
     if column is None:
         return
-    connection = state.session.connection()
+    session = state.session
     if state.is_insert:
         rows = state.parameters if isinstance(state.parameters, list) else [state.parameters or {}]
         if any(column not in row or column == "id" and row[column] is None for row in rows):
-            _mark(connection, [_UNKNOWN])  # rows from a SELECT, or new cases' ids from the database
+            _mark(session, [_UNKNOWN])  # rows from a SELECT, or new cases' ids from the database
         else:
-            _mark(connection, [row[column] for row in rows if row[column] is not None])
+            _mark(session, [row[column] for row in rows if row[column] is not None])
         return
     where = state.statement.whereclause
     if where is None:
-        _mark(connection, [_UNKNOWN])
+        _mark(session, [_UNKNOWN])
         return
-    case_ids = connection.execute(select(table.c[column]).where(where).distinct()).scalars()
-    _mark(connection, [case_id for case_id in case_ids if case_id is not None])
+    case_ids = session.connection().execute(select(table.c[column]).where(where).distinct()).scalars()
+    _mark(session, [case_id for case_id in case_ids if case_id is not None])
+
+
+@event.listens_for(Session, "before_commit")
+def _write_marks(session: Session) -> None:
+    """Insert the transaction's marks, with the cases of its audit events, after its last flush."""
+    if session.in_nested_transaction():
+        return
+    session.flush()
+    case_ids = {case_id for ids, _ in session.info.get(_MARKS, ()) for case_id in ids}
+    case_ids.update(row["case_id"] for row in held_rows(session) if row["case_id"] is not None)
+    if case_ids:
+        session.connection().execute(_INSERT_MARK, [{"case_id": case_id} for case_id in case_ids])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_marks(session: Session, previous_transaction: SessionTransaction) -> None:
+    marks = session.info.get(_MARKS)
+    if marks:
+        session.info[_MARKS] = [(ids, tx) for ids, tx in marks if not within(tx, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_marks(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MARKS, None)
 
 
 def stale_cases(since: datetime, until: datetime) -> Select:

@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from app.audit.models import AuditEvent
+from app.audit.chain import hold
 from app.core.clock import now
 from app.extensions import db
 
@@ -15,18 +15,19 @@ def record(
     instance_id: int | None = None,
     jurisdiction_id: int | None = None,
     payload: dict | None = None,
-) -> AuditEvent | None:
-    """Add one audit event to the current transaction (flushed with it, committed with it)."""
+) -> None:
+    """Add one audit event to the current transaction (inserted when it commits, gone if it rolls back)."""
     if not current_app.config.get("AUDIT_ENABLED", True):
-        return None
-    event = AuditEvent(
-        type=type_,
-        actor_id=actor_id,
-        occurred_at=now(),
-        case_id=case_id,
-        instance_id=instance_id,
-        jurisdiction_id=jurisdiction_id,
-        payload=payload or {},
+        return
+    hold(
+        db.session(),
+        {
+            "type": type_,
+            "actor_id": actor_id,
+            "occurred_at": now(),
+            "case_id": case_id,
+            "instance_id": instance_id,
+            "jurisdiction_id": jurisdiction_id,
+            "payload": payload or {},
+        },
     )
-    db.session.add(event)
-    return event

@@ -16,7 +16,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -35,6 +35,7 @@ from app.engine.models import (
     Message,
     MessageStatus,
     MessageSubscription,
+    ProcessDefinition,
     ProcessInstance,
     Timer,
     TimerStatus,
@@ -75,12 +76,15 @@ def _load(instance: ProcessInstance) -> BpmnWorkflow:
     return workflow
 
 
-def _info(instance: ProcessInstance, opened=(), incident: Incident | None = None) -> InstanceInfo:
+def _info(
+    instance: ProcessInstance, opened=(), incident: Incident | None = None, version: int | None = None
+) -> InstanceInfo:
+    """What callers learn about an instance after a change (``version``: its definition's, when already known)."""
     return InstanceInfo(
         id=instance.id,
         case_id=instance.case_id,
         process_key=instance.process_key,
-        definition_version=instance.definition.version,
+        definition_version=instance.definition.version if version is None else version,
         status=instance.status.value,
         lock_version=instance.lock_version,
         opened_work_item_ids=[item.id for item in opened],
@@ -248,25 +252,66 @@ def start_process(
             if not _catch(workflow, message):
                 raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
     opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot())
-    return _info(instance, opened, incident)
+    return _info(instance, opened, incident, definition.version)
 
 
 # --- completing work --------------------------------------------------------------------------------------------
 
 
+# Hot statements are built once: building a select costs more than PostgreSQL takes to answer it.
+# The definition is not joined into the locking queries: after waiting for a lock, PostgreSQL re-checks a join
+# against the row's new definition_id (a migration changes it) and would find no row. A correlated subquery in the
+# select list is evaluated for the row as locked.
+_DEFINITION_VERSION = (
+    select(ProcessDefinition.version)
+    .where(ProcessDefinition.id == ProcessInstance.definition_id)
+    .correlate(ProcessInstance)
+    .scalar_subquery()
+)
+_LOCK_INSTANCE = (
+    select(ProcessInstance)
+    .where(ProcessInstance.id == bindparam("instance_id"))
+    .options(lazyload(ProcessInstance.definition))
+    .with_for_update(of=ProcessInstance)
+    .execution_options(populate_existing=True)
+)
+_LOCK_WITH_WORK_ITEM = (
+    select(ProcessInstance, WorkItem, _DEFINITION_VERSION)
+    .join(WorkItem, WorkItem.instance_id == ProcessInstance.id)
+    .where(WorkItem.id == bindparam("work_item_id"))
+    .options(lazyload(ProcessInstance.definition))
+    .with_for_update(of=ProcessInstance)
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_instance(instance_id: int) -> ProcessInstance:
-    # The definition is not joined into the locking query: after waiting for a lock, PostgreSQL re-checks the join
-    # against the row's new definition_id (a migration changes it) and would find no row.
-    instance = db.session.scalars(
-        select(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .options(lazyload(ProcessInstance.definition))
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
-    ).first()
+    instance = db.session.scalars(_LOCK_INSTANCE, {"instance_id": instance_id}).first()
     if instance is None:
         raise NotFound(f"no process instance {instance_id}")
     return instance
+
+
+def _lock_with_work_item(work_item_id: int) -> tuple[ProcessInstance, WorkItem, int]:
+    """The work item, its instance locked, and the instance's definition version, in one query.
+
+    Only the instance row is locked and read again after a wait for its lock; the work item's row may be as it
+    was before the wait, so callers check the task in the locked instance's state (and read the item again if
+    it is not waiting any more).
+    """
+    row = db.session.execute(_LOCK_WITH_WORK_ITEM, {"work_item_id": work_item_id}).first()
+    if row is None:
+        raise NotFound(f"no work item {work_item_id}")
+    return row[0], row[1], row[2]
+
+
+def _check_still_open(item: WorkItem) -> None:
+    """Raise Conflict if the work item is done, reading it as it is now (the row read with the instance's lock may
+    predate the wait for that lock)."""
+    db.session.refresh(item)
+    if item.status != WorkItemStatus.OPEN:
+        who = f" by user {item.completed_by_id}" if item.completed_by_id else ""
+        raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
 
 
 def complete_work_item(
@@ -280,26 +325,21 @@ def complete_work_item(
         InvalidSubmission: the data fails the task's form; nothing changed.
         NotRunnable: the instance is suspended or stopped at an incident.
     """
-    instance_id = db.session.scalar(select(WorkItem.instance_id).where(WorkItem.id == work_item_id))
-    if instance_id is None:
-        raise NotFound(f"no work item {work_item_id}")
-    instance = _lock_instance(instance_id)  # lock order: instance, then its rows
-    item = db.session.scalars(
-        select(WorkItem).where(WorkItem.id == work_item_id).execution_options(populate_existing=True)
-    ).one()
-    if item.status != WorkItemStatus.OPEN:
-        who = f" by user {item.completed_by_id}" if item.completed_by_id else ""
-        raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
-    if expected_version is not None and instance.lock_version != expected_version:
-        raise Conflict("the case changed since you opened this task; reload it and try again")
-    if instance.status != InstanceStatus.RUNNING:
-        raise NotRunnable(f"the process is {instance.status.value}; this task cannot be completed now")
+    instance, item, version = _lock_with_work_item(work_item_id)  # lock order: instance, then its rows
+    stale = expected_version is not None and instance.lock_version != expected_version
+    if item.status != WorkItemStatus.OPEN or stale or instance.status != InstanceStatus.RUNNING:
+        _check_still_open(item)
+        if stale:
+            raise Conflict("the case changed since you opened this task; reload it and try again")
+        if instance.status != InstanceStatus.RUNNING:
+            raise NotRunnable(f"the process is {instance.status.value}; this task cannot be completed now")
     cleaned = clean_submission(item.form or [], data or {})
 
     at = now()
     workflow = _load(instance)
     task = workflow.get_task_from_id(UUID(item.task_id))
     if task is None or task.state != TaskState.READY:  # task.run() does not check this itself
+        _check_still_open(item)
         raise Conflict("this task is no longer waiting; nothing was changed")
     before = snapshot(workflow)
     before.ready.pop(item.task_id)  # its row is completed here, not by the projection
@@ -315,7 +355,7 @@ def complete_work_item(
         db.session.flush()
     except StaleDataError as exc:
         raise Conflict("someone else changed this case at the same time; nothing was changed") from exc
-    return CompletionResult(work_item_id=item.id, instance=_info(instance, opened, incident))
+    return CompletionResult(work_item_id=item.id, instance=_info(instance, opened, incident, version))
 
 
 # --- timers -------------------------------------------------------------------------------------------------------

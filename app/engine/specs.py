@@ -12,7 +12,7 @@ from pathlib import Path
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.log import record
@@ -730,23 +730,30 @@ def latest_definition(key: str) -> ProcessDefinition | None:
     ).first()
 
 
-def latest_definitions(keys: set[str] | None = None) -> list[ProcessDefinition]:
-    """The newest version of each key (of every key when ``keys`` is None)."""
+def _latest_of(keys=None) -> Select:
     newest = select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("version")).group_by(
         ProcessDefinition.key
     )
     if keys is not None:
-        if not keys:
-            return []
         newest = newest.where(ProcessDefinition.key.in_(keys))
     newest = newest.subquery()
-    return list(
-        db.session.scalars(
-            select(ProcessDefinition)
-            .join(newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.version))
-            .order_by(ProcessDefinition.key)
-        )
+    return (
+        select(ProcessDefinition)
+        .join(newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.version))
+        .order_by(ProcessDefinition.key)
     )
+
+
+_LATEST_OF_KEYS = _latest_of(bindparam("keys", expanding=True))  # built once: every start asks it
+
+
+def latest_definitions(keys: set[str] | None = None) -> list[ProcessDefinition]:
+    """The newest version of each key (of every key when ``keys`` is None)."""
+    if keys is None:
+        return list(db.session.scalars(_latest_of()))
+    if not keys:
+        return []
+    return list(db.session.scalars(_LATEST_OF_KEYS, {"keys": sorted(keys)}))
 
 
 def latest_definitions_closure(keys: set[str]) -> list[ProcessDefinition]:
@@ -791,11 +798,14 @@ def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) 
     return _bundle(definition.key, closure, store=store)
 
 
+_BUNDLE_STORED = select(SpecBundle.sha256).where(SpecBundle.sha256 == bindparam("sha256"))
+
+
 def _bundle(key: str, closure: dict[str, ProcessDefinition], store: bool = True) -> str:
     digest = hashlib.sha256("|".join(f"{k}:{closure[k].sha256}" for k in sorted(closure)).encode()).hexdigest()
     if not store and digest in _spec_cache:
         return digest
-    if db.session.scalar(select(SpecBundle.sha256).where(SpecBundle.sha256 == digest)):
+    if db.session.scalar(_BUNDLE_STORED, {"sha256": digest}):
         return digest
     parsed = [_parse_xml(SourceFile(d.file_name, d.xml))[0] for d in closure.values()]
     parser = _build_parser(parsed)

@@ -167,8 +167,14 @@ def reassign(item_id: int):
             return redirect(url_for("inbox.index"))
         except InboxError as exc:
             error = str(exc)
-    return render_template("inbox/reassign.html", item=item, case=db.session.get(Case, item.case_id),
-                           candidates=candidates, error=error, form=request.form)
+    return render_template(
+        "inbox/reassign.html",
+        item=item,
+        case=db.session.get(Case, item.case_id),
+        candidates=candidates,
+        error=error,
+        form=request.form,
+    )
 
 
 @bp.post("/bulk")
@@ -178,9 +184,7 @@ def bulk():
     if not is_supervisor(current_user):
         abort(404)
     ids = request.form.getlist("ids", type=int)
-    items = list(
-        db.session.scalars(select(WorkItem).where(WorkItem.id.in_(ids), in_scope(WorkItem.jurisdiction_id)))
-    )
+    items = list(db.session.scalars(select(WorkItem).where(WorkItem.id.in_(ids), in_scope(WorkItem.jurisdiction_id))))
     if not items:
         flash(_("Select at least one task."), "warning")
         return _back_to_inbox()
