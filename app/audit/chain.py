@@ -16,10 +16,11 @@ recomputes every hash and reports the first altered, deleted or inserted row.
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
@@ -88,6 +89,16 @@ def held_rows(session: Session) -> list[dict]:
     return [row for row, _ in session.info.get(_HELD, ())]
 
 
+#: Functions of a session giving (table, rows) to insert as it commits, together with its audit events.
+_COMPANIONS: list[Callable[[Session], tuple[Table, list[dict]]]] = []
+
+
+def insert_at_commit(provider: Callable[[Session], tuple[Table, list[dict]]]):
+    """Register ``provider``: what it gives is inserted after a transaction's last flush, with its audit events."""
+    _COMPANIONS.append(provider)
+    return provider
+
+
 @event.listens_for(Session, "before_commit")
 def _seal(session: Session) -> None:
     """Append the transaction's audit events to the chain, as the last thing before the commit."""
@@ -95,8 +106,11 @@ def _seal(session: Session) -> None:
         return  # releasing a savepoint: the events wait for the outer commit
     session.flush()  # everything else first
     rows = held_rows(session)
+    companions = [(table, extra) for table, extra in (provide(session) for provide in _COMPANIONS) if extra]
     if rows:
-        append_to_chain(session.connection(), rows)
+        append_to_chain(session.connection(), rows, companions)
+    elif companions:
+        _insert_companions(session.connection(), companions)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -153,9 +167,9 @@ def _lock_head(connection) -> tuple[int, str]:
     return row[0], row[1]
 
 
-def append_to_chain(connection, rows: list[dict]) -> None:
-    """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them and
-    move the head."""
+def append_to_chain(connection, rows: list[dict], companions: list[tuple[Table, list[dict]]] = ()) -> None:
+    """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them (and
+    the ``companions``' rows) and move the head."""
     last_seq, last_hash = _lock_head(connection)
     for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
@@ -175,6 +189,12 @@ def append_to_chain(connection, rows: list[dict]) -> None:
         )
     connection.execute(_INSERT_EVENTS, rows)
     connection.execute(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})
+    _insert_companions(connection, companions)
+
+
+def _insert_companions(connection, companions: list[tuple[Table, list[dict]]]) -> None:
+    for table, extra in companions:
+        connection.execute(insert(table), extra)
 
 
 # --- verifying ----------------------------------------------------------------------------------------------------

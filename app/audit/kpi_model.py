@@ -46,6 +46,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     cast,
     delete,
     event,
@@ -65,7 +66,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, aliased, mapped_column
 
 from app.audit import kpi
-from app.audit.chain import current_transaction, held_rows, within
+from app.audit.chain import current_transaction, held_rows, insert_at_commit, within
 from app.auth.models import JurisdictionNode
 from app.cases.models import Case
 from app.core.clock import now
@@ -145,7 +146,6 @@ _CASE_COLUMN = {"rehab_case": "id", "work_item": "case_id", "audit_event": "case
 #: A kpi_dirty case_id meaning "unknown cases": count everything again.
 _UNKNOWN = None
 _MARKS = "kpi_marks"  # session.info: [(case ids, transaction they were written in)] inserted at the commit
-_INSERT_MARK = insert(KpiDirty.__table__)
 
 
 def _mark(session: Session, case_ids: Iterable[int | None]) -> None:
@@ -203,16 +203,12 @@ def _mark_statements(state: ORMExecuteState) -> None:
     _mark(session, [case_id for case_id in case_ids if case_id is not None])
 
 
-@event.listens_for(Session, "before_commit")
-def _write_marks(session: Session) -> None:
-    """Insert the transaction's marks, with the cases of its audit events, after its last flush."""
-    if session.in_nested_transaction():
-        return
-    session.flush()
+@insert_at_commit
+def _marks_to_insert(session: Session) -> tuple[Table, list[dict]]:
+    """The transaction's marks, with the cases of its audit events: inserted as it commits."""
     case_ids = {case_id for ids, _ in session.info.get(_MARKS, ()) for case_id in ids}
     case_ids.update(row["case_id"] for row in held_rows(session) if row["case_id"] is not None)
-    if case_ids:
-        session.connection().execute(_INSERT_MARK, [{"case_id": case_id} for case_id in case_ids])
+    return KpiDirty.__table__, [{"case_id": case_id} for case_id in case_ids]
 
 
 @event.listens_for(Session, "after_soft_rollback")
