@@ -73,8 +73,12 @@ class Snapshot:
 
 def snapshot(workflow) -> Snapshot:
     """The projected parts of a workflow, keyed by task id."""
-    shot = Snapshot(ready={str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)})
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    shot = Snapshot()
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING):  # one walk of the tree
+        if task.state == TaskState.READY:
+            if task.task_spec.manual:
+                shot.ready[str(task.id)] = task
+            continue
         definition = getattr(task.task_spec, "event_definition", None)
         if isinstance(definition, TimerEventDefinition):
             value = task._get_internal_data("event_value")

@@ -143,9 +143,9 @@ def _advance(
             workflow.do_engine_steps(will_complete_task=guard)
             events = workflow.get_events()
             state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
-            opened, fired = project(instance, workflow, at, actor_id, before)
-            instance.state = state
+            instance.state = state  # written by the projection's flush (an incident puts the saved state back)
             instance.updated_at = at
+            opened, fired = project(instance, workflow, at, actor_id, before)
             db.session.flush()
     except StaleDataError:
         raise
