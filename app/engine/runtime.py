@@ -6,6 +6,7 @@ writers), saves under an optimistic version check, and writes its audit events i
 """
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -125,14 +126,18 @@ def _advance(
     actor_id: int | None,
     depth: int = 0,
     before: Snapshot | None = None,
+    redo: Callable[[BpmnWorkflow], None] | None = None,
 ) -> tuple[list[WorkItem], Incident | None, int]:
     """Run engine steps until the instance waits, then save and project; a failure leaves the last good state.
 
     The state before the steps is kept; if a script, service or condition fails (or the diagram loops), the
-    instance is saved in that state with an open incident, and nothing the steps did is kept.
+    instance is saved in that state with an open incident, and nothing the steps did is kept. With ``redo`` that
+    state is not copied up front (steps rarely fail): it is rebuilt on failure by applying ``redo`` to the stored
+    state (``instance.state`` as it was when this was called).
     Returns the work items opened, the incident raised (if any) and the number of timers that fired.
     """
-    saved = dump_state(workflow)
+    stored = instance.state
+    saved = dump_state(workflow) if redo is None else None
     guard = _StepGuard()
     events = []
     # Only service tasks write to the database while steps run; without them every failure of user-authored
@@ -150,6 +155,12 @@ def _advance(
     except StaleDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
+        if saved is None:
+            again = load_state(stored, specs.specs_of(instance.bundle_sha256))
+            again.script_engine = workflow.script_engine
+            with engine_time(at):
+                redo(again)
+            saved = dump_state(again)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
     if workflow.is_completed():
@@ -343,15 +354,20 @@ def complete_work_item(
         raise Conflict("this task is no longer waiting; nothing was changed")
     before = snapshot(workflow)
     before.ready.pop(item.task_id)  # its row is completed here, not by the projection
-    with engine_time(at):
+
+    def run_task(workflow: BpmnWorkflow) -> None:
+        task = workflow.get_task_from_id(UUID(item.task_id))
         task.set_data(**cleaned)
         task.run()
+
+    with engine_time(at):
+        run_task(workflow)
     item.status = WorkItemStatus.COMPLETED
     item.completed_at = at
     item.completed_by_id = actor_id
     audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
     try:
-        opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before)
+        opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before, redo=run_task)
         db.session.flush()
     except StaleDataError as exc:
         raise Conflict("someone else changed this case at the same time; nothing was changed") from exc
