@@ -215,6 +215,10 @@ def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Inci
 # --- starting ---------------------------------------------------------------------------------------------------
 
 
+def _nothing_to_redo(workflow: BpmnWorkflow) -> None:
+    pass
+
+
 def start_process(
     key: str,
     *,
@@ -262,7 +266,9 @@ def start_process(
             workflow.do_engine_steps()  # reach the message start event
             if not _catch(workflow, message):
                 raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
-    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot())
+    # Without a message the state before the steps is the one just stored: nothing to redo on failure.
+    redo = None if message is not None else _nothing_to_redo
+    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot(), redo=redo)
     return _info(instance, opened, incident, definition.version)
 
 

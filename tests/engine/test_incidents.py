@@ -91,3 +91,21 @@ def test_unstorable_data_left_by_a_script_is_an_incident_and_writes_nothing(depl
 
     created = db.session.scalars(select(AuditEvent.payload).where(AuditEvent.type == "task_created")).all()
     assert [p["element_id"] for p in created] == ["first"]
+
+
+def test_failing_step_right_after_start_keeps_the_started_state(deploy_fixtures, case_factory):
+    """A start whose first steps fail is kept as started, with an incident; a retry with data continues it."""
+    from tests.conftest import FIXTURES
+
+    text = (FIXTURES / "failing.bpmn").read_text()
+    text = text.replace('sourceRef="start" targetRef="first"', 'sourceRef="start" targetRef="divide"')
+    text = text.replace('sourceRef="first" targetRef="divide"', 'sourceRef="first" targetRef="end"')
+    with transaction():
+        engine.deploy([engine.SourceFile("failing.bpmn", text)])
+    info = start("failing", case_factory(), {"divisor": 0})
+    assert info.status == "incident" and info.incident_id and info.opened_work_item_ids == []
+    instance = db.session.get(ProcessInstance, info.id)
+    assert '"partial"' not in instance.state and '"divisor":0' in instance.state
+    with transaction():
+        again = engine.retry_incident(info.incident_id, data={"divisor": 5})
+    assert again.status == "running" and [i.element_id for i in open_items()] == ["second"]
