@@ -69,6 +69,7 @@ TIMER_BATCH = 50
 STEP_WINDOW = 20
 SEQ_CHUNKS = 10
 PROFILE_N = 200
+COUNT_N = 20
 
 
 def emit(metric: str, value: float, unit: str, **extra) -> None:
@@ -95,6 +96,24 @@ def cpu_counters() -> tuple[int, int]:
         return 0, 0
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
+
+
+def steal_counters() -> tuple[int, int]:
+    """(steal, total) CPU ticks since boot: time the hypervisor gave this machine's cores to someone else."""
+    try:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return values[7], sum(values)
+
+
+def steal_cores(start: tuple[int, int], end: tuple[int, int]) -> float | None:
+    """Cores' worth of time stolen by the hypervisor between two steal_counters() samples."""
+    total = end[1] - start[1]
+    if total <= 0:
+        return None
+    return round((os.cpu_count() or 1) * (end[0] - start[0]) / total, 3)
 
 
 def busy_cores(start: tuple[int, int], end: tuple[int, int]) -> float | None:
@@ -219,7 +238,8 @@ def sequential(kind: str, n: int, profile: bool = False) -> dict[bool, dict]:
             app = make_app(url, audit=audit)
             with app.app_context():
                 node_id = prepare_schema(["three_tasks.bpmn"])
-                cases = make_cases(node_id, n + WARMUP + (PROFILE_N if profile and audit else 0))
+                extra = (COUNT_N + (PROFILE_N if profile else 0)) if audit else 0
+                cases = make_cases(node_id, n + WARMUP + extra)
                 run_three_tasks(cases[:WARMUP], node_id)
             runs[audit] = {"app": app, "node_id": node_id, "cases": cases[WARMUP:], "chunks": []}
         size = max(10, n // SEQ_CHUNKS)
@@ -233,11 +253,19 @@ def sequential(kind: str, n: int, profile: bool = False) -> dict[bool, dict]:
                     run_three_tasks(part, run["node_id"])
                     elapsed, load1 = time.perf_counter() - t0, cpu_counters()
                 run["chunks"].append((len(part), elapsed, busy_cores(load0, load1)))
+        # Python function calls per completion: a count that does not move with the machine's speed (timings on a
+        # shared 2-core virtual machine do), to compare versions of the code.
+        counter = cProfile.Profile()
+        with runs[True]["app"].app_context():
+            counter.enable()
+            run_three_tasks(runs[True]["cases"][n : n + COUNT_N], runs[True]["node_id"])
+            counter.disable()
+        calls_per_completion = pstats.Stats(counter).total_calls / (3 * COUNT_N)
         if profile:  # an extra, unmeasured pass: profiling slows everything down
             profiler = cProfile.Profile()
             with runs[True]["app"].app_context():
                 profiler.enable()
-                run_three_tasks(runs[True]["cases"][n:], runs[True]["node_id"])
+                run_three_tasks(runs[True]["cases"][n + COUNT_N :], runs[True]["node_id"])
                 profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
@@ -255,6 +283,7 @@ def sequential(kind: str, n: int, profile: bool = False) -> dict[bool, dict]:
                 raise RuntimeError(f"{done} instances completed, expected {WARMUP + len(run['cases'])}")
     results = {audit: _chunk_summary(n, run["chunks"]) for audit, run in runs.items()}
     pairs = zip(runs[True]["chunks"], runs[False]["chunks"], strict=True)
+    results[True]["calls_per_completion"] = calls_per_completion
     results[False]["pair_ratio"] = statistics.median((on[1] / on[0]) / (off[1] / off[0]) for on, off in pairs)
     return results
 
@@ -584,6 +613,9 @@ def main() -> None:
     QUIET_BUDGET["left"] = 15.0 if args.quick else 90.0
     started = time.perf_counter()
 
+    steal0 = steal_counters()
+    time.sleep(2)
+    idle_steal = steal_cores(steal0, steal_counters())
     emit(
         "machine",
         os.cpu_count() or 0,
@@ -593,8 +625,10 @@ def main() -> None:
         sqlalchemy=metadata.version("SQLAlchemy"),
         platform=platform.platform(),
         loadavg=[round(x, 2) for x in os.getloadavg()],
+        steal_cores=idle_steal,
         mode=mode,
     )
+    steal0 = steal_counters()
 
     bare_s = bare_spiff(size["bare"])
     emit(
@@ -614,6 +648,15 @@ def main() -> None:
         extra = {"target": 300} if kind == "postgresql" else {}
         emit("completions_per_s", on["rate"], "completions/s", db=kind, audit=True, **extra, **seq_extra(on))
         emit("instance_ms", on["per_instance_ms"], "ms", db=kind, n=on["n"], audit=True, note="start + 3 completions")
+        emit(
+            "python_calls_per_completion",
+            on["calls_per_completion"],
+            "calls",
+            db=kind,
+            n=COUNT_N,
+            audit=True,
+            note="Python function calls (cProfile) per completion, starts included: independent of machine speed",
+        )
         emit(
             "engine_overhead_ratio",
             on["per_instance_ms"] / (1000 * bare_s),
@@ -727,7 +770,14 @@ def main() -> None:
             problems.append(f"open work items after firing: {result['open_items']}")
         emit("timers_verified", 0 if problems else 1, "bool", db="postgresql", problems=problems)
 
-    emit("bench_seconds", time.perf_counter() - started, "s", mode=mode)
+    emit(
+        "bench_seconds",
+        time.perf_counter() - started,
+        "s",
+        mode=mode,
+        steal_cores=steal_cores(steal0, steal_counters()),
+        note="steal_cores: cores' worth of CPU the hypervisor gave to other guests meanwhile (from /proc/stat)",
+    )
 
 
 if __name__ == "__main__":
