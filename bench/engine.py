@@ -87,12 +87,19 @@ def log(text: str) -> None:
 # for the machine to be quiet.
 
 
-def cpu_counters() -> tuple[int, int]:
-    """(busy, total) CPU ticks of the whole machine since boot; (0, 0) where /proc/stat is missing."""
+def _proc_stat() -> list[int] | None:
+    """The machine's CPU tick counters since boot (user ... steal), or None where /proc/stat is missing."""
     try:
         with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
+            return [int(v) for v in stat.readline().split()[1:9]]
     except (OSError, ValueError):
+        return None
+
+
+def cpu_counters() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot; (0, 0) where /proc/stat is missing."""
+    values = _proc_stat()
+    if values is None:
         return 0, 0
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
@@ -100,12 +107,8 @@ def cpu_counters() -> tuple[int, int]:
 
 def steal_counters() -> tuple[int, int]:
     """(steal, total) CPU ticks since boot: time the hypervisor gave this machine's cores to someone else."""
-    try:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    return values[7], sum(values)
+    values = _proc_stat()
+    return (values[7], sum(values)) if values else (0, 0)
 
 
 def steal_cores(start: tuple[int, int], end: tuple[int, int]) -> float | None:
