@@ -3,7 +3,7 @@
 Writing. :func:`hold` keeps a transaction's audit events (plain rows, not ORM objects) in the session until it
 commits; then, after the transaction's last flush, the chain head (the one row of audit_chain_head) is locked
 (``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock), each event gets the next ``seq``, the previous
-hash and its own hash, all are inserted with one statement, and the head moves on. So a row is complete when it is
+hash and its own hash, they are inserted together, and the head moves on. So a row is complete when it is
 inserted (it is never updated), and the head is the last lock a transaction takes, held only for its final
 statements and commit: concurrent writers queue on it at the very end of their work, and no writer ever waits for
 another lock while holding it (no deadlock with the instance locks of app.engine.runtime).
