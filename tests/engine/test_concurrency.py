@@ -91,3 +91,54 @@ def test_two_processes_complete_same_item_one_wins(app, deploy_fixtures, case_fa
     assert results == ["conflict", "ok"], outputs
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).where(AuditEvent.type == "task_completed")) == 1
+
+
+def _wait_until_blocked_on_a_lock(deadline: float = 30.0) -> None:
+    """Return once some other backend waits for a row lock (PostgreSQL's own view of it, not a sleep)."""
+    from sqlalchemy import create_engine, text
+
+    probe = create_engine(PG_URL)
+    try:
+        with probe.connect() as connection:
+            query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            until = time.monotonic() + deadline
+            while connection.execute(query).scalar() == 0:
+                assert time.monotonic() < until, "the second completion never waited for the lock"
+                connection.commit()  # a new snapshot of the view for the next look
+    finally:
+        probe.dispose()
+
+
+@pytest.mark.skipif(not PG_URL, reason="a completion waiting for another's row lock needs PostgreSQL")
+def test_completion_that_waited_for_the_winners_lock_reports_the_winner(app, deploy_fixtures, case_factory):
+    """The loser read the work item before the winner committed and only then got the instance's lock: it must
+    see the item as it is now (completed), not as it read it, and change nothing."""
+    deploy_fixtures("three_tasks.bpmn")
+    start("three_tasks", case_factory())
+    item_id = open_items()[0].id
+    db.session.commit()
+    locked, outcomes = threading.Event(), []
+
+    def loser():
+        with app.app_context():
+            locked.wait(30)
+            try:
+                with transaction():
+                    engine.complete_work_item(item_id, {"address": "loser"})
+                outcomes.append("ok")
+            except engine.Conflict as exc:
+                outcomes.append(f"conflict: {exc}")
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=loser)
+    thread.start()
+    with transaction():
+        engine.complete_work_item(item_id, {"address": "winner"}, actor_id=None)
+        locked.set()
+        _wait_until_blocked_on_a_lock()  # the loser now waits for the instance row this transaction holds
+    thread.join(60)
+    assert outcomes and outcomes[0].startswith("conflict") and "already completed" in outcomes[0], outcomes
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).where(AuditEvent.type == "task_completed")) == 1
+    assert [i.element_id for i in open_items()] == ["b"]
