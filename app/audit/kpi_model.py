@@ -148,8 +148,12 @@ _UNKNOWN = None
 _MARKS = "kpi_marks"  # session.info: [(case ids, transaction they were written in)] inserted at the commit
 
 
-def _mark(session: Session, case_ids: Iterable[int | None]) -> None:
-    """Note cases this transaction changed; one kpi_dirty insert at the commit names them all."""
+def mark_cases(session: Session, case_ids: Iterable[int | None]) -> None:
+    """Note cases this transaction changed; one kpi_dirty insert at the commit names them all.
+
+    Flushes and statements sent through the session are noted by themselves; callers writing through the
+    session's connection directly note their cases here.
+    """
     session.info.setdefault(_MARKS, []).append((set(case_ids), current_transaction(session)))
 
 
@@ -175,7 +179,7 @@ def _mark_flushed(session: Session, flush_context) -> None:
             case_ids.update(chain(inspect(obj).attrs.case_id.history.sum(), [obj.case_id]))
     case_ids.discard(None)
     if case_ids:
-        _mark(session, case_ids)
+        mark_cases(session, case_ids)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -191,16 +195,16 @@ def _mark_statements(state: ORMExecuteState) -> None:
     if state.is_insert:
         rows = state.parameters if isinstance(state.parameters, list) else [state.parameters or {}]
         if any(column not in row or column == "id" and row[column] is None for row in rows):
-            _mark(session, [_UNKNOWN])  # rows from a SELECT, or new cases' ids from the database
+            mark_cases(session, [_UNKNOWN])  # rows from a SELECT, or new cases' ids from the database
         else:
-            _mark(session, [row[column] for row in rows if row[column] is not None])
+            mark_cases(session, [row[column] for row in rows if row[column] is not None])
         return
     where = state.statement.whereclause
     if where is None:
-        _mark(session, [_UNKNOWN])
+        mark_cases(session, [_UNKNOWN])
         return
     case_ids = session.connection().execute(select(table.c[column]).where(where).distinct()).scalars()
-    _mark(session, [case_id for case_id in case_ids if case_id is not None])
+    mark_cases(session, [case_id for case_id in case_ids if case_id is not None])
 
 
 @insert_at_commit

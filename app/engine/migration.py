@@ -632,12 +632,12 @@ def _open_items(instance_ids: list[int]) -> dict[int, list[WorkItem]]:
 
 def _item_updates(instance, item: WorkItem, task, due_changed: bool) -> tuple[dict, list[str]]:
     """Columns an open work item takes from the target's definition of its task, and a line saying which."""
-    fresh = _new_work_item(instance, task, item.created_at)  # a transient row, never added to the session
-    values = {name: getattr(fresh, name) for name in ITEM_FIELDS if getattr(fresh, name) != getattr(item, name)}
-    if due_changed and fresh.due_at != item.due_at:
-        values["due_at"] = fresh.due_at  # a changed due date counts from when the task opened
+    fresh = _new_work_item(instance, task, item.created_at)  # the row's columns, never written as such
+    values = {name: fresh[name] for name in ITEM_FIELDS if fresh[name] != getattr(item, name)}
+    if due_changed and fresh["due_at"] != item.due_at:
+        values["due_at"] = fresh["due_at"]  # a changed due date counts from when the task opened
     shown = sorted(set(values) - {"element_id"})  # a moved task has a line of its own
-    lines = [f"task {fresh.element_id}: {', '.join(shown)} updated from the new version"] if shown else []
+    lines = [f"task {fresh['element_id']}: {', '.join(shown)} updated from the new version"] if shown else []
     return values, lines
 
 

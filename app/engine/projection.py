@@ -10,7 +10,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from app.audit.log import record
 from app.auth.roles import role_for_lane
@@ -131,25 +131,26 @@ def project(
     return opened, fired
 
 
-def _new_work_item(instance: ProcessInstance, task, at: datetime) -> WorkItem:
+def _new_work_item(instance: ProcessInstance, task, at: datetime) -> dict:
+    """The columns of a READY user task's new work_item row."""
     spec = task.task_spec
-    return WorkItem(
-        instance_id=instance.id,
-        case_id=instance.case_id,
-        task_id=str(task.id),
-        element_id=_element_id(spec),
-        name=spec.bpmn_name or _element_id(spec),
-        process_key=instance.process_key,
-        lane=spec.lane,
-        candidate_role=_candidate_role(spec),
-        jurisdiction_id=instance.jurisdiction_id,
-        status=WorkItemStatus.OPEN,
-        due_at=_due_at(task, at),
-        legal_basis=_legal_basis(spec),
-        form=describe_form(spec),
-        documentation=spec.documentation,
-        created_at=at,
-    )
+    return {
+        "instance_id": instance.id,
+        "case_id": instance.case_id,
+        "task_id": str(task.id),
+        "element_id": _element_id(spec),
+        "name": spec.bpmn_name or _element_id(spec),
+        "process_key": instance.process_key,
+        "lane": spec.lane,
+        "candidate_role": _candidate_role(spec),
+        "jurisdiction_id": instance.jurisdiction_id,
+        "status": WorkItemStatus.OPEN,
+        "due_at": _due_at(task, at),
+        "legal_basis": _legal_basis(spec),
+        "form": describe_form(spec),
+        "documentation": spec.documentation,
+        "created_at": at,
+    }
 
 
 def audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **payload) -> None:
@@ -164,10 +165,13 @@ def audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **
     )
 
 
-def _write_work_items(instance, new_items: list[WorkItem], gone: set[str], actor_id) -> list[WorkItem]:
+#: ORM bulk insert: the rows come back as WorkItem objects, in order, without a unit-of-work flush.
+_INSERT_WORK_ITEMS = insert(WorkItem).returning(WorkItem, sort_by_parameter_order=True)
+
+
+def _write_work_items(instance, new_rows: list[dict], gone: set[str], actor_id) -> list[WorkItem]:
+    new_items = list(db.session.scalars(_INSERT_WORK_ITEMS, new_rows)) if new_rows else []
     if new_items:
-        db.session.add_all(new_items)
-        db.session.flush()
         for item in new_items:
             audit(
                 "task_created",

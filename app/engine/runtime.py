@@ -17,10 +17,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.audit import kpi_model  # the module: it imports the engine's models while this package loads
 from app.audit.log import record
 from app.cases.models import Case
 from app.core.clock import now
@@ -148,10 +150,9 @@ def _advance(
             workflow.do_engine_steps(will_complete_task=guard)
             events = workflow.get_events()
             state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
-            instance.state = state  # written by the projection's flush (an incident puts the saved state back)
-            instance.updated_at = at
             opened, fired = project(instance, workflow, at, actor_id, before)
             db.session.flush()
+            _save_state(instance, state, at)  # the last write: nothing after it can fail and undo it
     except StaleDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
@@ -163,6 +164,8 @@ def _advance(
             saved = dump_state(again)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
+    for name, value in (("state", state), ("updated_at", at), ("lock_version", instance.lock_version + 1)):
+        set_committed_value(instance, name, value)  # the object as saved: nothing for the unit of work to do
     if workflow.is_completed():
         instance.status = InstanceStatus.COMPLETED
         instance.completed_at = at
@@ -171,6 +174,23 @@ def _advance(
     for event in events:
         _send(instance, event, at, actor_id, depth)
     return opened, None, fired
+
+
+_SAVE_STATE = (
+    update(ProcessInstance.__table__)
+    .where(
+        ProcessInstance.__table__.c.id == bindparam("instance_id"),
+        ProcessInstance.__table__.c.lock_version == bindparam("expected"),
+    )
+    .values(state=bindparam("state"), updated_at=bindparam("at"), lock_version=bindparam("expected") + 1)
+)
+
+
+def _save_state(instance: ProcessInstance, state: str, at: datetime) -> None:
+    """Store an instance's new state under its optimistic version check (one statement, no unit of work)."""
+    params = {"instance_id": instance.id, "expected": instance.lock_version, "state": state, "at": at}
+    if db.session.connection().execute(_SAVE_STATE, params).rowcount != 1:
+        raise StaleDataError(f"process instance {instance.id} was saved by someone else meanwhile")
 
 
 def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Incident:
@@ -331,6 +351,21 @@ def _check_still_open(item: WorkItem) -> None:
         raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
 
 
+_COMPLETE_ITEM = (
+    update(WorkItem.__table__)
+    .where(WorkItem.__table__.c.id == bindparam("item_id"))
+    .values(status=WorkItemStatus.COMPLETED, completed_at=bindparam("at"), completed_by_id=bindparam("actor_id"))
+)
+
+
+def _complete_item(item: WorkItem, at: datetime, actor_id: int | None) -> None:
+    """Mark a work item completed (one statement; the instance's lock keeps anyone else from changing it)."""
+    db.session.connection().execute(_COMPLETE_ITEM, {"item_id": item.id, "at": at, "actor_id": actor_id})
+    for name, value in (("status", WorkItemStatus.COMPLETED), ("completed_at", at), ("completed_by_id", actor_id)):
+        set_committed_value(item, name, value)
+    kpi_model.mark_cases(db.session(), [item.case_id])
+
+
 def complete_work_item(
     work_item_id: int, data: dict | None, actor_id: int | None = None, expected_version: int | None = None
 ) -> CompletionResult:
@@ -368,9 +403,7 @@ def complete_work_item(
 
     with engine_time(at):
         run_task(workflow)
-    item.status = WorkItemStatus.COMPLETED
-    item.completed_at = at
-    item.completed_by_id = actor_id
+    _complete_item(item, at, actor_id)
     audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
     try:
         opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before, redo=run_task)
