@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.audit.models import AuditChainHead, AuditEvent
+from app.core.db import keep_until_commit, kept
 
 #: prev_hash of the first row.
 GENESIS = "0" * 64
-_HELD = "audit_chain_held"  # session.info: [(row, transaction it was recorded in)] waiting for the commit
+_HELD = "audit_events"  # app.core.db.kept: the rows waiting for the commit
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -74,19 +75,14 @@ def row_hash(
 # --- writing ------------------------------------------------------------------------------------------------------
 
 
-def current_transaction(session: Session) -> SessionTransaction:
-    """The innermost transaction (savepoint or not), begun now if the session has none yet."""
-    return session.get_nested_transaction() or session.get_transaction() or session.begin()
-
-
 def hold(session: Session, row: dict) -> None:
     """Keep one audit event (the audit_event columns but seq and hashes) for the commit of the current transaction."""
-    session.info.setdefault(_HELD, []).append((row, current_transaction(session)))
+    keep_until_commit(session, _HELD, row)
 
 
 def held_rows(session: Session) -> list[dict]:
     """The events the current transaction will append when it commits."""
-    return [row for row, _ in session.info.get(_HELD, ())]
+    return kept(session, _HELD)
 
 
 #: Functions of a session giving (table, rows) to insert as it commits, together with its audit events.
@@ -111,30 +107,6 @@ def _seal(session: Session) -> None:
         append_to_chain(session.connection(), rows, companions)
     elif companions:
         _insert_companions(session.connection(), companions)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    """Events recorded in a rolled-back transaction (or savepoint, or one inside it) are gone with it."""
-    held = session.info.get(_HELD)
-    if not held:
-        return
-    session.info[_HELD] = [(row, tx) for row, tx in held if not within(tx, previous_transaction)]
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_HELD, None)
-
-
-def within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    """Whether ``transaction`` is ``ancestor`` or (a savepoint) inside it."""
-    while transaction is not None:
-        if transaction is ancestor:
-            return True
-        transaction = transaction.parent
-    return False
 
 
 _HEAD = AuditChainHead.__table__

@@ -63,10 +63,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction, aliased, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, aliased, mapped_column
 
 from app.audit import kpi
-from app.audit.chain import current_transaction, held_rows, insert_at_commit, within
+from app.audit.chain import held_rows, insert_at_commit
+from app.audit.marks import mark_cases, marked_cases
 from app.auth.models import JurisdictionNode
 from app.cases.models import Case
 from app.core.clock import now
@@ -145,16 +146,6 @@ class KpiState(db.Model):
 _CASE_COLUMN = {"rehab_case": "id", "work_item": "case_id", "audit_event": "case_id"}
 #: A kpi_dirty case_id meaning "unknown cases": count everything again.
 _UNKNOWN = None
-_MARKS = "kpi_marks"  # session.info: [(case ids, transaction they were written in)] inserted at the commit
-
-
-def mark_cases(session: Session, case_ids: Iterable[int | None]) -> None:
-    """Note cases this transaction changed; one kpi_dirty insert at the commit names them all.
-
-    Flushes and statements sent through the session are noted by themselves; callers writing through the
-    session's connection directly note their cases here.
-    """
-    session.info.setdefault(_MARKS, []).append((set(case_ids), current_transaction(session)))
 
 
 @event.listens_for(WorkItem.case_id, "set", active_history=True)
@@ -210,22 +201,9 @@ def _mark_statements(state: ORMExecuteState) -> None:
 @insert_at_commit
 def _marks_to_insert(session: Session) -> tuple[Table, list[dict]]:
     """The transaction's marks, with the cases of its audit events: inserted as it commits."""
-    case_ids = {case_id for ids, _ in session.info.get(_MARKS, ()) for case_id in ids}
+    case_ids = marked_cases(session)
     case_ids.update(row["case_id"] for row in held_rows(session) if row["case_id"] is not None)
     return KpiDirty.__table__, [{"case_id": case_id} for case_id in case_ids]
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back_marks(session: Session, previous_transaction: SessionTransaction) -> None:
-    marks = session.info.get(_MARKS)
-    if marks:
-        session.info[_MARKS] = [(ids, tx) for ids, tx in marks if not within(tx, previous_transaction)]
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_marks(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_MARKS, None)
 
 
 def stale_cases(since: datetime, until: datetime) -> Select:

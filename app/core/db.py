@@ -4,8 +4,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, TypeDecorator
-from sqlalchemy.orm import Session
+from sqlalchemy import DateTime, TypeDecorator, event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.extensions import db
 
@@ -23,6 +23,45 @@ def transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+_KEPT = "kept_until_commit"  # session.info: {key: [(item, transaction it was kept in)]}
+
+
+def keep_until_commit(session: Session, key: str, item) -> None:
+    """Keep ``item`` under ``key`` for the session's current transaction, to be written as it commits.
+
+    Items kept inside a savepoint that rolls back are dropped with it, as the session drops its own objects;
+    all are forgotten when the transaction ends.
+    """
+    transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    session.info.setdefault(_KEPT, {}).setdefault(key, []).append((item, transaction))
+
+
+def kept(session: Session, key: str) -> list:
+    """The items kept under ``key`` in the current transaction, in the order they were kept."""
+    return [item for item, _ in session.info.get(_KEPT, {}).get(key, ())]
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    for key, entries in session.info.get(_KEPT, {}).items():
+        session.info[_KEPT][key] = [(item, tx) for item, tx in entries if not _within(tx, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_KEPT, None)
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    """Whether ``transaction`` is ``ancestor`` or (a savepoint) inside it."""
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 class UTCDateTime(TypeDecorator):

@@ -22,8 +22,8 @@ from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.audit import kpi_model  # the module: it imports the engine's models while this package loads
 from app.audit.log import record
+from app.audit.marks import mark_cases
 from app.cases.models import Case
 from app.core.clock import now
 from app.engine import specs
@@ -363,7 +363,7 @@ def _complete_item(item: WorkItem, at: datetime, actor_id: int | None) -> None:
     db.session.connection().execute(_COMPLETE_ITEM, {"item_id": item.id, "at": at, "actor_id": actor_id})
     for name, value in (("status", WorkItemStatus.COMPLETED), ("completed_at", at), ("completed_by_id", actor_id)):
         set_committed_value(item, name, value)
-    kpi_model.mark_cases(db.session(), [item.case_id])
+    mark_cases(db.session(), [item.case_id])
 
 
 def complete_work_item(
