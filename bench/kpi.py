@@ -455,18 +455,22 @@ def _timed_get(client, url: str) -> float:
     return time.perf_counter() - t0
 
 
-def measure_http(app, city_id: int, period: kpi.Period, n: int, warmup: int) -> dict:
-    """The dashboard page: GET /kpi/ (every tile of the chosen period)."""
+def _time_page(app, url: str, n: int, warmup: int, *, size: bool = False) -> dict:
+    """Timings of ``n`` GETs of ``url`` after ``warmup`` untimed ones (``size``: and the page's bytes), or an error."""
     client = _client(app)
     if client is None:
         return {"error": "login failed"}
-    url = f"/kpi/?node={city_id}&period={period.code}"
     try:
         times = [_timed_get(client, url) for _ in range(warmup + n)][warmup:]
     except RuntimeError as exc:
         return {"error": str(exc)}
     db.session.remove()
-    return stats_ms(times) | {"bytes": len(client.get(url).get_data())}
+    return stats_ms(times) | ({"bytes": len(client.get(url).get_data())} if size else {})
+
+
+def measure_http(app, city_id: int, period: kpi.Period, n: int, warmup: int) -> dict:
+    """The dashboard page: GET /kpi/ (every tile of the chosen period)."""
+    return _time_page(app, f"/kpi/?node={city_id}&period={period.code}", n, warmup, size=True)
 
 
 def measure_trends(app, city_id: int, period: kpi.Period, n: int, warmup: int) -> dict:
@@ -491,21 +495,16 @@ def measure_trends(app, city_id: int, period: kpi.Period, n: int, warmup: int) -
 
 def measure_cases(app, city_id: int, period: kpi.Period, measure: str, n: int, warmup: int) -> dict:
     """The first page of one drill-down list."""
-    client = _client(app)
-    if client is None:
-        return {"error": "login failed"}
-    url = f"/kpi/{measure}/cases?node={city_id}&period={period.code}"
-    try:
-        times = [_timed_get(client, url) for _ in range(warmup + n)][warmup:]
-    except RuntimeError as exc:
-        return {"error": str(exc)}
-    db.session.remove()
-    return stats_ms(times)
+    return _time_page(app, f"/kpi/{measure}/cases?node={city_id}&period={period.code}", n, warmup)
 
 
-def timed_refresh(**options) -> kpi_model.Refreshed:
+def timed_refresh(db_kind: str, *, full: bool = False) -> None:
+    """Refresh the read model (everything, or the stale cases) and emit how long it took."""
+    load0 = cpu_counters()
     with transaction():
-        return kpi_model.refresh(wait=True, **options)
+        done = kpi_model.refresh(wait=True, full=full)
+    extra = {"kind": "full", "rows": done.rows} if full else {"kind": "incremental", "cases": done.cases}
+    emit("kpi_refresh", done.seconds, "s", db=db_kind, **extra, busy_cores=busy_cores(load0, cpu_counters()))
 
 
 def write_some_cases(app, count: int) -> int:
@@ -553,17 +552,7 @@ def run(kind: str, n_cases: int, n: int, warmup: int, args) -> list[dict]:
             # The loader puts every due time at START's time of day: refresh a minute later, so that the 10 minutes
             # of the stale phase see no check fall due (real due times spread over the day; see the report).
             app.extensions["clock"].advance(minutes=1)
-            load0 = cpu_counters()
-            done = timed_refresh(full=True)
-            emit(
-                "kpi_refresh",
-                done.seconds,
-                "s",
-                db=kind,
-                kind="full",
-                rows=done.rows,
-                busy_cores=busy_cores(load0, cpu_counters()),
-            )
+            timed_refresh(kind, full=True)
             db.session.remove()
             today = START.date()
             periods = [kpi.Period.of(k, today) for k in ("month", "quarter", "year")]
@@ -602,17 +591,7 @@ def run(kind: str, n_cases: int, n: int, warmup: int, args) -> list[dict]:
                                 note=NOTES[level],
                             )
                 if phase == "stale":
-                    load0 = cpu_counters()
-                    done = timed_refresh()
-                    emit(
-                        "kpi_refresh",
-                        done.seconds,
-                        "s",
-                        db=kind,
-                        kind="incremental",
-                        cases=done.cases,
-                        busy_cores=busy_cores(load0, cpu_counters()),
-                    )
+                    timed_refresh(kind)
                     db.session.remove()
             db.session.remove()
             db.engine.dispose()
