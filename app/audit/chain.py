@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, event, insert, select, update
+from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
 
 from app.audit.models import AuditChainHead, AuditEvent
+from app.core import direct
 from app.core.db import keep_until_commit, kept
 
 #: prev_hash of the first row.
@@ -102,24 +103,48 @@ def _seal(session: Session) -> None:
         return  # releasing a savepoint: the events wait for the outer commit
     session.flush()  # everything else first
     rows = held_rows(session)
-    companions = [(table, extra) for table, extra in (provide(session) for provide in _COMPANIONS) if extra]
+    companions = [_insert_call(table, extra) for table, extra in (provide(session) for provide in _COMPANIONS) if extra]
     if rows:
         append_to_chain(session.connection(), rows, companions)
     elif companions:
-        _insert_companions(session.connection(), companions)
+        direct.run(session.connection(), companions)
 
 
 _HEAD = AuditChainHead.__table__
 _EVENTS = AuditEvent.__table__
-_READ_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
-_INSERT_EVENTS = insert(_EVENTS)
+_READ_HEAD = direct.Direct(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update())
+_MOVE_HEAD = direct.Direct(
+    update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash"))
+)
+_EVENT_COLUMNS = (
+    "type",
+    "actor_id",
+    "occurred_at",
+    "jurisdiction_id",
+    "case_id",
+    "instance_id",
+    "payload",
+    "seq",
+    "prev_hash",
+    "row_hash",
+)
+_INSERT_EVENTS = direct.Direct(insert(_EVENTS).values({name: bindparam(name) for name in _EVENT_COLUMNS}))
+_INSERTS: dict[tuple[Table, tuple[str, ...]], direct.Direct] = {}  # compiled statements, built on first use
+
+
+def _insert_call(table: Table, rows: list[dict]) -> direct.Call:
+    """An executemany insert of ``rows`` (dicts with the same keys) into ``table``."""
+    names = tuple(rows[0])
+    statement = _INSERTS.get((table, names))
+    if statement is None:
+        statement = _INSERTS[table, names] = direct.Direct(insert(table).values({n: bindparam(n) for n in names}))
+    return direct.Call(statement, rows, many=True)
 
 
 def _lock_head(connection) -> tuple[int, str]:
     """(last_seq, last_hash) of the chain, the head row locked until the transaction ends."""
-    row = connection.execute(_READ_HEAD).first()
-    if row is None:  # a fresh database: start the head at the table's last row
+    (head,) = direct.run(connection, [direct.Call(_READ_HEAD, {})])
+    if not head.rows:  # a fresh database: start the head at the table's last row
         tail = connection.execute(
             select(_EVENTS.c.seq, _EVENTS.c.row_hash)
             .where(_EVENTS.c.seq.is_not(None))
@@ -135,13 +160,13 @@ def _lock_head(connection) -> tuple[int, str]:
         else:
             statement = insert(_HEAD).values(values)
         connection.execute(statement)
-        row = connection.execute(_READ_HEAD).one()
-    return row[0], row[1]
+        (head,) = direct.run(connection, [direct.Call(_READ_HEAD, {})])
+    return head.rows[0][0], head.rows[0][1]
 
 
-def append_to_chain(connection, rows: list[dict], companions: list[tuple[Table, list[dict]]] = ()) -> None:
+def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] = ()) -> None:
     """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them (and
-    the ``companions``' rows) and move the head."""
+    the ``companions``) and move the head: one round trip after the head's lock on PostgreSQL."""
     last_seq, last_hash = _lock_head(connection)
     for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
@@ -159,14 +184,14 @@ def append_to_chain(connection, rows: list[dict], companions: list[tuple[Table, 
             payload=row["payload"],
             prev_hash=row["prev_hash"],
         )
-    connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})
-    _insert_companions(connection, companions)
-
-
-def _insert_companions(connection, companions: list[tuple[Table, list[dict]]]) -> None:
-    for table, extra in companions:
-        connection.execute(insert(table), extra)
+    direct.run(
+        connection,
+        [
+            direct.Call(_INSERT_EVENTS, rows, many=True),
+            direct.Call(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash}),
+            *companions,
+        ],
+    )
 
 
 # --- verifying ----------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Called inside the same transaction as the state change, so lists never need to deserialize a workflow.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -10,10 +11,12 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from app.audit.log import record
+from app.audit.marks import mark_cases
 from app.auth.roles import role_for_lane
+from app.core import direct
 from app.engine.forms import describe_form
 from app.engine.models import (
     MessageSubscription,
@@ -114,18 +117,24 @@ def _snapshot_from_rows(instance: ProcessInstance) -> Snapshot:
 
 
 def project(
-    instance: ProcessInstance, workflow, at: datetime, actor_id: int | None = None, before: Snapshot | None = None
-) -> tuple[list, int]:
+    instance: ProcessInstance,
+    workflow,
+    at: datetime,
+    actor_id: int | None = None,
+    before: Snapshot | None = None,
+    send_with: Sequence[direct.Call] = (),
+) -> tuple[list[int], int]:
     """Bring work items, timers and message subscriptions of ``instance`` in line with ``workflow``.
 
     ``before`` is the snapshot of the state the rows currently mirror (read from the rows when not given).
     Everything that can fail (due-date expressions) is evaluated before the first row is written.
-    Returns the work items opened by this call and the number of timers that fired.
+    ``send_with``: the caller's own writes, sent in the same round trip as the new work items (before them).
+    Returns the ids of the work items opened by this call and the number of timers that fired.
     """
     before = before if before is not None else _snapshot_from_rows(instance)
     after = snapshot(workflow)
     new_items = [_new_work_item(instance, task, at) for tid, task in after.ready.items() if tid not in before.ready]
-    opened = _write_work_items(instance, new_items, set(before.ready) - set(after.ready), actor_id)
+    opened = _write_work_items(instance, new_items, set(before.ready) - set(after.ready), actor_id, send_with)
     fired = _write_timers(instance, workflow, before, after, at)
     _write_subscriptions(instance, before, after, at)
     return opened, fired
@@ -165,21 +174,47 @@ def audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **
     )
 
 
-#: ORM bulk insert: the rows come back as WorkItem objects, in order, without a unit-of-work flush.
-_INSERT_WORK_ITEMS = insert(WorkItem).returning(WorkItem, sort_by_parameter_order=True)
+#: The columns _new_work_item gives, inserted straight on the driver (app.core.direct) with the new row's id back.
+_WORK_ITEM_COLUMNS = (
+    "instance_id",
+    "case_id",
+    "task_id",
+    "element_id",
+    "name",
+    "process_key",
+    "lane",
+    "candidate_role",
+    "jurisdiction_id",
+    "status",
+    "due_at",
+    "legal_basis",
+    "form",
+    "documentation",
+    "created_at",
+)
+_INSERT_WORK_ITEM = direct.Direct(
+    insert(WorkItem.__table__)
+    .values({name: bindparam(name) for name in _WORK_ITEM_COLUMNS})
+    .returning(WorkItem.__table__.c.id)
+)
 
 
-def _write_work_items(instance, new_rows: list[dict], gone: set[str], actor_id) -> list[WorkItem]:
-    new_items = list(db.session.scalars(_INSERT_WORK_ITEMS, new_rows)) if new_rows else []
-    if new_items:
-        for item in new_items:
+def _write_work_items(
+    instance, new_rows: list[dict], gone: set[str], actor_id, send_with: Sequence[direct.Call] = ()
+) -> list[int]:
+    calls = [*send_with, *(direct.Call(_INSERT_WORK_ITEM, row) for row in new_rows)]
+    outcomes = direct.run(db.session.connection(), calls) if calls else []
+    new_ids = [outcome.rows[0][0] for outcome in outcomes[len(send_with) :]]
+    if new_ids:
+        mark_cases(db.session(), [instance.case_id])  # the statements bypass the session's own marking
+        for row, item_id in zip(new_rows, new_ids, strict=True):
             audit(
                 "task_created",
                 instance,
                 actor_id,
-                work_item_id=item.id,
-                element_id=item.element_id,
-                role=item.candidate_role,
+                work_item_id=item_id,
+                element_id=row["element_id"],
+                role=row["candidate_role"],
             )
     if gone:  # interrupted (boundary event, cancel) without being completed
         for item in db.session.scalars(
@@ -189,7 +224,7 @@ def _write_work_items(instance, new_rows: list[dict], gone: set[str], actor_id) 
         ):
             item.status = WorkItemStatus.CANCELLED
             audit("task_cancelled", instance, actor_id, work_item_id=item.id, element_id=item.element_id)
-    return new_items
+    return new_ids
 
 
 def _write_timers(instance, workflow, before: Snapshot, after: Snapshot, at: datetime) -> int:

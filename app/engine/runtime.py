@@ -6,7 +6,7 @@ writers), saves under an optimistic version check, and writes its audit events i
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.audit.log import record
 from app.audit.marks import mark_cases
 from app.cases.models import Case
+from app.core import direct
 from app.core.clock import now
 from app.engine import specs
 from app.engine.clock import EngineDatetime, current_time, engine_time
@@ -90,7 +91,7 @@ def _info(
         definition_version=instance.definition.version if version is None else version,
         status=instance.status.value,
         lock_version=instance.lock_version,
-        opened_work_item_ids=[item.id for item in opened],
+        opened_work_item_ids=list(opened),
         incident_id=incident.id if incident else None,
     )
 
@@ -129,14 +130,16 @@ def _advance(
     depth: int = 0,
     before: Snapshot | None = None,
     redo: Callable[[BpmnWorkflow], None] | None = None,
-) -> tuple[list[WorkItem], Incident | None, int]:
+    send_with: Sequence[direct.Call] = (),
+) -> tuple[list[int], Incident | None, int]:
     """Run engine steps until the instance waits, then save and project; a failure leaves the last good state.
 
     The state before the steps is kept; if a script, service or condition fails (or the diagram loops), the
     instance is saved in that state with an open incident, and nothing the steps did is kept. With ``redo`` that
     state is not copied up front (steps rarely fail): it is rebuilt on failure by applying ``redo`` to the stored
-    state (``instance.state`` as it was when this was called).
-    Returns the work items opened, the incident raised (if any) and the number of timers that fired.
+    state (``instance.state`` as it was when this was called). ``send_with``: the caller's writes, sent with the
+    step's own (on failure they are sent alone).
+    Returns the ids of the work items opened, the incident raised (if any) and the number of timers that fired.
     """
     stored = instance.state
     saved = dump_state(workflow) if redo is None else None
@@ -150,9 +153,11 @@ def _advance(
             workflow.do_engine_steps(will_complete_task=guard)
             events = workflow.get_events()
             state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
-            opened, fired = project(instance, workflow, at, actor_id, before)
+            db.session.flush()  # the instance's own pending changes first: the save checks the version they give
+            # The new state goes in the same round trip as the new work items; no user-authored logic runs after it.
+            save = direct.Call(_SAVE_STATE, _save_values(instance, state, at), expect=1)
+            opened, fired = project(instance, workflow, at, actor_id, before, send_with=[*send_with, save])
             db.session.flush()
-            _save_state(instance, state, at)  # the last write: nothing after it can fail and undo it
     except StaleDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
@@ -162,10 +167,11 @@ def _advance(
             with engine_time(at):
                 redo(again)
             saved = dump_state(again)
+        if send_with:  # not sent: everything that can fail here fails before the step's writes
+            direct.run(db.session.connection(), send_with)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
-    for name, value in (("state", state), ("updated_at", at), ("lock_version", instance.lock_version + 1)):
-        set_committed_value(instance, name, value)  # the object as saved: nothing for the unit of work to do
+    _saved(instance, state, at)
     if workflow.is_completed():
         instance.status = InstanceStatus.COMPLETED
         instance.completed_at = at
@@ -176,7 +182,7 @@ def _advance(
     return opened, None, fired
 
 
-_SAVE_STATE = (
+_SAVE_STATE = direct.Direct(
     update(ProcessInstance.__table__)
     .where(
         ProcessInstance.__table__.c.id == bindparam("instance_id"),
@@ -186,11 +192,15 @@ _SAVE_STATE = (
 )
 
 
-def _save_state(instance: ProcessInstance, state: str, at: datetime) -> None:
-    """Store an instance's new state under its optimistic version check (one statement, no unit of work)."""
-    params = {"instance_id": instance.id, "expected": instance.lock_version, "state": state, "at": at}
-    if db.session.connection().execute(_SAVE_STATE, params).rowcount != 1:
-        raise StaleDataError(f"process instance {instance.id} was saved by someone else meanwhile")
+def _save_values(instance: ProcessInstance, state: str, at: datetime) -> dict:
+    """_SAVE_STATE's values: the instance's new state under its optimistic version check."""
+    return {"instance_id": instance.id, "expected": instance.lock_version, "state": state, "at": at}
+
+
+def _saved(instance: ProcessInstance, state: str, at: datetime) -> None:
+    """Make the ORM object match what _SAVE_STATE wrote: nothing for the unit of work to do."""
+    for name, value in (("state", state), ("updated_at", at), ("lock_version", instance.lock_version + 1)):
+        set_committed_value(instance, name, value)
 
 
 def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Incident:
@@ -351,19 +361,20 @@ def _check_still_open(item: WorkItem) -> None:
         raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
 
 
-_COMPLETE_ITEM = (
+_COMPLETE_ITEM = direct.Direct(
     update(WorkItem.__table__)
     .where(WorkItem.__table__.c.id == bindparam("item_id"))
     .values(status=WorkItemStatus.COMPLETED, completed_at=bindparam("at"), completed_by_id=bindparam("actor_id"))
 )
 
 
-def _complete_item(item: WorkItem, at: datetime, actor_id: int | None) -> None:
-    """Mark a work item completed (one statement; the instance's lock keeps anyone else from changing it)."""
-    db.session.connection().execute(_COMPLETE_ITEM, {"item_id": item.id, "at": at, "actor_id": actor_id})
+def _complete_item(item: WorkItem, at: datetime, actor_id: int | None) -> direct.Call:
+    """The statement marking a work item completed (the instance's lock keeps anyone else from changing it); the
+    ORM object is updated to match now, the row when the statement is sent with the step's writes."""
     for name, value in (("status", WorkItemStatus.COMPLETED), ("completed_at", at), ("completed_by_id", actor_id)):
         set_committed_value(item, name, value)
     mark_cases(db.session(), [item.case_id])
+    return direct.Call(_COMPLETE_ITEM, {"item_id": item.id, "at": at, "actor_id": actor_id}, expect=1)
 
 
 def complete_work_item(
@@ -403,10 +414,12 @@ def complete_work_item(
 
     with engine_time(at):
         run_task(workflow)
-    _complete_item(item, at, actor_id)
+    completed = _complete_item(item, at, actor_id)
     audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
     try:
-        opened, incident, _ = _advance(instance, workflow, "complete", at, actor_id, before=before, redo=run_task)
+        opened, incident, _ = _advance(
+            instance, workflow, "complete", at, actor_id, before=before, redo=run_task, send_with=[completed]
+        )
         db.session.flush()
     except StaleDataError as exc:
         raise Conflict("someone else changed this case at the same time; nothing was changed") from exc
