@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import Executable
 
@@ -114,3 +115,11 @@ def _send(cursor, sql: str, params, many: bool):
 def _outcome(cursor) -> Outcome:
     rows = cursor.fetchall() if cursor.description else []
     return Outcome(cursor.rowcount if cursor.rowcount >= 0 else len(rows), rows)
+
+
+def attach(session: Session, obj):
+    """Make ``obj`` persistent without SQL: a new ORM object whose row :func:`run` has just inserted (every column
+    given, the primary key set from RETURNING), as if the session had flushed it."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

@@ -17,7 +17,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -155,7 +155,7 @@ def _advance(
             state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
             db.session.flush()  # the instance's own pending changes first: the save checks the version they give
             # The new state goes in the same round trip as the new work items; no user-authored logic runs after it.
-            save = direct.Call(_SAVE_STATE, _save_values(instance, state, at), expect=1)
+            save = direct.Call(_SAVE_STATE, _save_values(instance, state, at, workflow.is_completed()), expect=1)
             opened, fired = project(instance, workflow, at, actor_id, before, send_with=[*send_with, save])
             db.session.flush()
     except StaleDataError:
@@ -171,10 +171,8 @@ def _advance(
             direct.run(db.session.connection(), send_with)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
-    _saved(instance, state, at)
-    if workflow.is_completed():
-        instance.status = InstanceStatus.COMPLETED
-        instance.completed_at = at
+    _saved(instance, save.values)
+    if instance.status == InstanceStatus.COMPLETED:
         audit("instance_completed", instance, actor_id, process_key=instance.process_key)
     db.session.flush()
     for event in events:
@@ -188,19 +186,34 @@ _SAVE_STATE = direct.Direct(
         ProcessInstance.__table__.c.id == bindparam("instance_id"),
         ProcessInstance.__table__.c.lock_version == bindparam("expected"),
     )
-    .values(state=bindparam("state"), updated_at=bindparam("at"), lock_version=bindparam("expected") + 1)
+    .values(
+        state=bindparam("state"),
+        updated_at=bindparam("at"),
+        lock_version=bindparam("expected") + 1,
+        status=bindparam("status"),
+        completed_at=bindparam("completed_at"),
+    )
 )
 
 
-def _save_values(instance: ProcessInstance, state: str, at: datetime) -> dict:
-    """_SAVE_STATE's values: the instance's new state under its optimistic version check."""
-    return {"instance_id": instance.id, "expected": instance.lock_version, "state": state, "at": at}
+def _save_values(instance: ProcessInstance, state: str, at: datetime, completed: bool) -> dict:
+    """_SAVE_STATE's values: the instance's new state (and end, if it ``completed``) under its version check."""
+    return {
+        "instance_id": instance.id,
+        "expected": instance.lock_version,
+        "state": state,
+        "at": at,
+        "status": InstanceStatus.COMPLETED if completed else instance.status,
+        "completed_at": at if completed else instance.completed_at,
+    }
 
 
-def _saved(instance: ProcessInstance, state: str, at: datetime) -> None:
+def _saved(instance: ProcessInstance, values: dict) -> None:
     """Make the ORM object match what _SAVE_STATE wrote: nothing for the unit of work to do."""
-    for name, value in (("state", state), ("updated_at", at), ("lock_version", instance.lock_version + 1)):
-        set_committed_value(instance, name, value)
+    for name in ("state", "status", "completed_at"):
+        set_committed_value(instance, name, values[name])
+    set_committed_value(instance, "updated_at", values["at"])
+    set_committed_value(instance, "lock_version", values["expected"] + 1)
 
 
 def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Incident:
@@ -249,6 +262,13 @@ def _nothing_to_redo(workflow: BpmnWorkflow) -> None:
     pass
 
 
+_INSERT_INSTANCE = direct.Direct(
+    insert(ProcessInstance.__table__)
+    .values({c.key: bindparam(c.key) for c in ProcessInstance.__table__.c if c.key != "id"})
+    .returning(ProcessInstance.__table__.c.id)
+)
+
+
 def start_process(
     key: str,
     *,
@@ -268,21 +288,23 @@ def start_process(
     start_data = {"case_id": case_id, **(data or {})}
     for task in workflow.get_tasks(state=TaskState.READY):
         task.set_data(**start_data)
-    instance = ProcessInstance(
-        case_id=case_id,
-        definition=definition,
-        bundle_sha256=bundle_sha256,
-        process_key=key,
-        jurisdiction_id=jurisdiction_id,
-        status=InstanceStatus.RUNNING,
-        state=dump_state(workflow),
-        started_at=at,
-        updated_at=at,
-        started_by_id=actor_id,
-        parent_instance_id=parent_instance_id,
-    )
-    db.session.add(instance)
-    db.session.flush()
+    values = {
+        "case_id": case_id,
+        "definition_id": definition.id,
+        "bundle_sha256": bundle_sha256,
+        "process_key": key,
+        "jurisdiction_id": jurisdiction_id,
+        "status": InstanceStatus.RUNNING,
+        "state": dump_state(workflow),
+        "lock_version": 1,
+        "started_at": at,
+        "updated_at": at,
+        "completed_at": None,
+        "started_by_id": actor_id,
+        "parent_instance_id": parent_instance_id,
+    }
+    (inserted,) = direct.run(db.session.connection(), [direct.Call(_INSERT_INSTANCE, values)])
+    instance = direct.attach(db.session(), ProcessInstance(id=inserted.rows[0][0], definition=definition, **values))
     audit(
         "instance_started",
         instance,
