@@ -8,15 +8,16 @@ value with the column types' own bind processors: enums, JSON, timezone-aware da
 in one pipeline on PostgreSQL (one round trip), one after another on SQLite (in process).
 
 What this skips, callers do themselves: ORM events (``do_orm_execute``, flush hooks) do not see these statements
-(note KPI marks with app.audit.marks), Python-side column defaults are not applied (give every column), and result
-values come back as the driver returns them (use it for ids and counts, not for typed columns).
-They run in the session's current transaction, on its connection.
+(note KPI marks with app.audit.marks) and Python-side column defaults are not applied (give every column). The rows
+of a SELECT come back converted by its columns' result processors (enums, JSON on SQLite, UTC datetimes); RETURNING
+values come back as the driver gives them (use it for ids). They run in the session's current transaction, on its
+connection.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.exc import StaleDataError
@@ -49,6 +50,22 @@ class _Compiled:
             for bind, name in compiled.bind_names.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
+        # Without the driver's type codes (not known before a run): fine for the column types used here.
+        readers = (
+            [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in statement.selected_columns]
+            if isinstance(statement, Select)
+            else []
+        )
+        self.readers = readers if any(readers) else None
+
+    def read(self, outcome: "Outcome") -> "Outcome":
+        if self.readers is None:
+            return outcome
+        rows = [
+            tuple(value if read is None else read(value) for read, value in zip(self.readers, row, strict=True))
+            for row in outcome.rows
+        ]
+        return Outcome(outcome.rowcount, rows)
 
     def parameters(self, values: dict):
         params = self._compiled.construct_params(values)
@@ -85,9 +102,8 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     """
     dialect = connection.dialect
     driver = connection.connection.driver_connection
-    prepared = []
-    for call in calls:
-        compiled = call.direct.compiled_for(dialect)
+    prepared, compileds = [], [call.direct.compiled_for(dialect) for call in calls]
+    for call, compiled in zip(calls, compileds, strict=True):
         if call.many:
             prepared.append((compiled.sql, [compiled.parameters(values) for values in call.values], True))
         else:
@@ -101,7 +117,7 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     for call, outcome in zip(calls, outcomes, strict=True):
         if call.expect is not None and outcome.rowcount != call.expect:
             raise StaleDataError(f"{outcome.rowcount} rows changed instead of {call.expect}: changed meanwhile")
-    return outcomes
+    return [compiled.read(outcome) for compiled, outcome in zip(compileds, outcomes, strict=True)]
 
 
 def _send(cursor, sql: str, params, many: bool):

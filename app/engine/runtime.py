@@ -282,7 +282,7 @@ def start_process(
 ) -> InstanceInfo:
     """Start the newest version of process ``key`` for a case and run it until it waits."""
     at = now()
-    definition, bundle_sha256 = specs.bundle_for(key)
+    definition_id, version, bundle_sha256 = specs.bundle_for(key)
     spec, subprocess_specs = specs.specs_of(bundle_sha256)
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
     start_data = {"case_id": case_id, **(data or {})}
@@ -290,7 +290,7 @@ def start_process(
         task.set_data(**start_data)
     values = {
         "case_id": case_id,
-        "definition_id": definition.id,
+        "definition_id": definition_id,
         "bundle_sha256": bundle_sha256,
         "process_key": key,
         "jurisdiction_id": jurisdiction_id,
@@ -304,13 +304,13 @@ def start_process(
         "parent_instance_id": parent_instance_id,
     }
     (inserted,) = direct.run(db.session.connection(), [direct.Call(_INSERT_INSTANCE, values)])
-    instance = direct.attach(db.session(), ProcessInstance(id=inserted.rows[0][0], definition=definition, **values))
+    instance = direct.attach(db.session(), ProcessInstance(id=inserted.rows[0][0], **values))
     audit(
         "instance_started",
         instance,
         actor_id,
         process_key=key,
-        version=definition.version,
+        version=version,
         message=message.event_definition.name if message is not None else None,
     )
     if message is not None:
@@ -321,7 +321,7 @@ def start_process(
     # Without a message the state before the steps is the one just stored: nothing to redo on failure.
     redo = None if message is not None else _nothing_to_redo
     opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot(), redo=redo)
-    return _info(instance, opened, incident, definition.version)
+    return _info(instance, opened, incident, version)
 
 
 # --- completing work --------------------------------------------------------------------------------------------

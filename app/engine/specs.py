@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit.log import record
 from app.auth.roles import role_for_lane
+from app.core import direct
 from app.core.clock import now
 from app.engine.errors import InvalidDefinition, NotFound, Problem
 from app.engine.forms import FIELD_TYPES
@@ -776,15 +777,38 @@ def processes_started_by(message_name: str) -> list[ProcessDefinition]:
 # --- bundles --------------------------------------------------------------------------------------------------
 
 
-def bundle_for(key: str) -> tuple[ProcessDefinition, str]:
-    """The newest version of process ``key`` and the sha256 of its runnable bundle (built once per content)."""
-    closure = {d.key: d for d in latest_definitions_closure({key})}
-    definition = closure.get(key)
-    if definition is None:
+#: The newest version of one process: what a start needs, read straight on the driver (app.core.direct).
+_NEWEST_OF_KEY = direct.Direct(
+    select(
+        ProcessDefinition.id,
+        ProcessDefinition.kind,
+        ProcessDefinition.version,
+        ProcessDefinition.sha256,
+        ProcessDefinition.dependencies,
+    )
+    .where(ProcessDefinition.key == bindparam("key"))
+    .order_by(ProcessDefinition.version.desc())
+    .limit(1)
+)
+
+
+def bundle_for(key: str) -> tuple[int, int, str]:
+    """The newest version of process ``key`` (its id and version number) and the sha256 of its runnable bundle
+    (built once per content)."""
+    (newest,) = direct.run(db.session.connection(), [direct.Call(_NEWEST_OF_KEY, {"key": key})])
+    if not newest.rows:
         raise NotFound(f"no deployed process or decision {key!r}")
-    if definition.kind != DefinitionKind.BPMN:
+    definition_id, kind, version, sha256, dependencies = newest.rows[0]
+    if kind != DefinitionKind.BPMN:
         raise NotFound(f"{key!r} is a decision, not a process")
-    return definition, _bundle(key, closure)
+    if not dependencies:  # calls nothing: the bundle is named by this one version, stored since its first start
+        digest = _digest({key: sha256})
+        (stored,) = direct.run(db.session.connection(), [direct.Call(_BUNDLE_STORED, {"sha256": digest})])
+        if stored.rows:
+            return definition_id, version, digest
+    closure = {d.key: d for d in latest_definitions_closure({key})}
+    definition = closure[key]  # read again with what it calls: all of one moment
+    return definition.id, definition.version, _bundle(key, closure)
 
 
 def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) -> str:
@@ -798,14 +822,20 @@ def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) 
     return _bundle(definition.key, closure, store=store)
 
 
-_BUNDLE_STORED = select(SpecBundle.sha256).where(SpecBundle.sha256 == bindparam("sha256"))
+_BUNDLE_STORED = direct.Direct(select(SpecBundle.sha256).where(SpecBundle.sha256 == bindparam("sha256")))
+
+
+def _digest(sha256_by_key: dict[str, str]) -> str:
+    """A bundle's name: the sha256 over the sha256s of the definition versions it is built from."""
+    return hashlib.sha256("|".join(f"{k}:{sha256_by_key[k]}" for k in sorted(sha256_by_key)).encode()).hexdigest()
 
 
 def _bundle(key: str, closure: dict[str, ProcessDefinition], store: bool = True) -> str:
-    digest = hashlib.sha256("|".join(f"{k}:{closure[k].sha256}" for k in sorted(closure)).encode()).hexdigest()
+    digest = _digest({k: d.sha256 for k, d in closure.items()})
     if not store and digest in _spec_cache:
         return digest
-    if db.session.scalar(_BUNDLE_STORED, {"sha256": digest}):
+    (stored,) = direct.run(db.session.connection(), [direct.Call(_BUNDLE_STORED, {"sha256": digest})])
+    if stored.rows:
         return digest
     parsed = [_parse_xml(SourceFile(d.file_name, d.xml))[0] for d in closure.values()]
     parser = _build_parser(parsed)
