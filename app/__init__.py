@@ -7,7 +7,7 @@ from flask import Flask
 
 from app.config import Config
 from app.core.clock import SystemClock
-from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+from app.extensions import babel, csrf, db, limiter, login_manager, migrate, ping_when_idle
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["clock"] = (config or {}).get("CLOCK") or SystemClock()
 
     db.init_app(app)
+    with app.app_context():
+        ping_when_idle(db.engine, app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -16,7 +16,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
     #: SQLAlchemy URL; the embedded SQLite file under instance/ is the default (filled in by create_app).
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    #: A pooled PostgreSQL connection idle this long is pinged before use (and replaced if dead); one used more
+    #: recently is not: a ping before every transaction would cost a round trip each (app.extensions).
+    DATABASE_PING_AFTER_IDLE_SECONDS = float(os.environ.get("REHABFLOW_DB_PING_AFTER_IDLE", "10"))
     #: Folder holding the BPMN/DMN files that `flask workflows deploy` reads by default.
     WORKFLOWS_DIR = os.environ.get("REHABFLOW_WORKFLOWS_DIR")
     #: Wall-clock limit for one script, condition or DMN evaluation, in seconds.

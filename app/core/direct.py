@@ -104,15 +104,16 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     driver = connection.connection.driver_connection
     prepared, compileds = [], [call.direct.compiled_for(dialect) for call in calls]
     for call, compiled in zip(calls, compileds, strict=True):
-        if call.many:
+        if call.many and len(call.values) != 1:
             prepared.append((compiled.sql, [compiled.parameters(values) for values in call.values], True))
-        else:
-            prepared.append((compiled.sql, compiled.parameters(call.values), False))
-    if dialect.name == "postgresql":
+        else:  # a single row is cheaper as a plain execute
+            values = call.values[0] if call.many else call.values
+            prepared.append((compiled.sql, compiled.parameters(values), False))
+    if dialect.name == "postgresql" and len(prepared) > 1:
         with driver.pipeline():  # results are read after the one sync at the end
             cursors = [_send(driver.cursor(), sql, params, many) for sql, params, many in prepared]
         outcomes = [_outcome(cursor) for cursor in cursors]
-    else:
+    else:  # one statement: a pipeline would only add its own overhead
         outcomes = [_outcome(_send(driver.cursor(), sql, params, many)) for sql, params, many in prepared]
     for call, outcome in zip(calls, outcomes, strict=True):
         if call.expect is not None and outcome.rowcount != call.expect:
