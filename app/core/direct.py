@@ -17,9 +17,10 @@ connection.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Column, Connection, Select
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import Executable
 
@@ -132,6 +133,25 @@ def _send(cursor, sql: str, params, many: bool):
 def _outcome(cursor) -> Outcome:
     rows = cursor.fetchall() if cursor.description else []
     return Outcome(cursor.rowcount if cursor.rowcount >= 0 else len(rows), rows)
+
+
+def columns_of(cls) -> dict[str, Column]:
+    """The columns a query for the mapped class ``cls`` loads (not deferred ones), by attribute name."""
+    return {attr.key: attr.columns[0] for attr in cls.__mapper__.column_attrs if not attr.deferred}
+
+
+def loaded(session: Session, cls, row: dict):
+    """The session's ``cls`` object for a row read with :func:`run` (every attribute of :func:`columns_of`), as a
+    query with ``populate_existing`` gives it: the object already in the session, with the row's values, or else a
+    new one, persistent without any SQL."""
+    mapper = cls.__mapper__
+    key = Session.identity_key(cls, tuple(row[mapper.get_property_by_column(c).key] for c in mapper.primary_key))
+    existing = session.identity_map.get(key)
+    if existing is None:
+        return attach(session, cls(**row))
+    for name, value in row.items():
+        set_committed_value(existing, name, value)
+    return existing
 
 
 def attach(session: Session, obj):

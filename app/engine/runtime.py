@@ -8,6 +8,7 @@ writers), saves under an optimistic version check, and writes its audit events i
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -344,14 +345,27 @@ _LOCK_INSTANCE = (
     .with_for_update(of=ProcessInstance)
     .execution_options(populate_existing=True)
 )
-_LOCK_WITH_WORK_ITEM = (
-    select(ProcessInstance, WorkItem, _DEFINITION_VERSION)
-    .join(WorkItem, WorkItem.instance_id == ProcessInstance.id)
+_INSTANCE_COLUMNS = direct.columns_of(ProcessInstance)
+_ITEM_COLUMNS = ("id", "status", "form", "task_id", "element_id", "case_id", "completed_by_id")
+_LOCK_WITH_WORK_ITEM = direct.Direct(
+    select(*_INSTANCE_COLUMNS.values(), *(WorkItem.__table__.c[name] for name in _ITEM_COLUMNS), _DEFINITION_VERSION)
+    .join_from(ProcessInstance.__table__, WorkItem.__table__, WorkItem.instance_id == ProcessInstance.id)
     .where(WorkItem.id == bindparam("work_item_id"))
-    .options(lazyload(ProcessInstance.definition))
-    .with_for_update(of=ProcessInstance)
-    .execution_options(populate_existing=True)
+    .with_for_update(of=ProcessInstance.__table__)
 )
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A work item's row as read with its instance's lock (no ORM object: completing needs only these)."""
+
+    id: int
+    status: WorkItemStatus
+    form: list | None
+    task_id: str
+    element_id: str
+    case_id: int
+    completed_by_id: int | None
 
 
 def _lock_instance(instance_id: int) -> ProcessInstance:
@@ -361,26 +375,28 @@ def _lock_instance(instance_id: int) -> ProcessInstance:
     return instance
 
 
-def _lock_with_work_item(work_item_id: int) -> tuple[ProcessInstance, WorkItem, int]:
-    """The work item, its instance locked, and the instance's definition version, in one query.
+def _lock_with_work_item(work_item_id: int) -> tuple[ProcessInstance, _Item, int]:
+    """The work item, its instance locked, and the instance's definition version, in one statement.
 
     Only the instance row is locked and read again after a wait for its lock; the work item's row may be as it
     was before the wait, so callers check the task in the locked instance's state (and read the item again if
     it is not waiting any more).
     """
-    row = db.session.execute(_LOCK_WITH_WORK_ITEM, {"work_item_id": work_item_id}).first()
-    if row is None:
+    (found,) = direct.run(db.session.connection(), [direct.Call(_LOCK_WITH_WORK_ITEM, {"work_item_id": work_item_id})])
+    if not found.rows:
         raise NotFound(f"no work item {work_item_id}")
-    return row[0], row[1], row[2]
+    row, split = found.rows[0], len(_INSTANCE_COLUMNS)
+    instance = direct.loaded(db.session(), ProcessInstance, dict(zip(_INSTANCE_COLUMNS, row[:split], strict=True)))
+    return instance, _Item(*row[split:-1]), row[-1]
 
 
-def _check_still_open(item: WorkItem) -> None:
+def _check_still_open(item: _Item) -> None:
     """Raise Conflict if the work item is done, reading it as it is now (the row read with the instance's lock may
     predate the wait for that lock)."""
-    db.session.refresh(item)
-    if item.status != WorkItemStatus.OPEN:
-        who = f" by user {item.completed_by_id}" if item.completed_by_id else ""
-        raise Conflict(f"this task was already {item.status.value}{who}; nothing was changed")
+    current = db.session.get(WorkItem, item.id, populate_existing=True)
+    if current.status != WorkItemStatus.OPEN:
+        who = f" by user {current.completed_by_id}" if current.completed_by_id else ""
+        raise Conflict(f"this task was already {current.status.value}{who}; nothing was changed")
 
 
 _COMPLETE_ITEM = direct.Direct(
@@ -390,12 +406,16 @@ _COMPLETE_ITEM = direct.Direct(
 )
 
 
-def _complete_item(item: WorkItem, at: datetime, actor_id: int | None) -> direct.Call:
-    """The statement marking a work item completed (the instance's lock keeps anyone else from changing it); the
-    ORM object is updated to match now, the row when the statement is sent with the step's writes."""
-    for name, value in (("status", WorkItemStatus.COMPLETED), ("completed_at", at), ("completed_by_id", actor_id)):
-        set_committed_value(item, name, value)
-    mark_cases(db.session(), [item.case_id])
+def _complete_item(item: _Item, at: datetime, actor_id: int | None) -> direct.Call:
+    """The statement marking a work item completed (the instance's lock keeps anyone else from changing it); an
+    ORM object of the item in the session is updated to match now, the row when the statement is sent with the
+    step's writes."""
+    session = db.session()
+    loaded = session.identity_map.get(session.identity_key(WorkItem, (item.id,)))
+    if loaded is not None:
+        for name, value in (("status", WorkItemStatus.COMPLETED), ("completed_at", at), ("completed_by_id", actor_id)):
+            set_committed_value(loaded, name, value)
+    mark_cases(session, [item.case_id])
     return direct.Call(_COMPLETE_ITEM, {"item_id": item.id, "at": at, "actor_id": actor_id}, expect=1)
 
 
