@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, Connection, Select
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -98,8 +99,9 @@ class Outcome:
 def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     """Run ``calls`` in order in the connection's transaction; one round trip on PostgreSQL.
 
-    A failing statement raises the driver's error (on PostgreSQL the ones after it are not run either); the
-    transaction is then to be rolled back, as after any failed statement.
+    A failing statement raises SQLAlchemy's wrapper of the driver's error, as a session would (IntegrityError,
+    OperationalError, ...; on PostgreSQL the statements after it are not run either); the transaction is then to be
+    rolled back, as after any failed statement.
     """
     dialect = connection.dialect
     driver = connection.connection.driver_connection
@@ -110,16 +112,27 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
         else:  # a single row is cheaper as a plain execute
             values = call.values[0] if call.many else call.values
             prepared.append((compiled.sql, compiled.parameters(values), False))
-    if dialect.name == "postgresql" and len(prepared) > 1:
-        with driver.pipeline():  # results are read after the one sync at the end
-            cursors = [_send(driver.cursor(), sql, params, many) for sql, params, many in prepared]
-        outcomes = [_outcome(cursor) for cursor in cursors]
-    else:  # one statement: a pipeline would only add its own overhead
-        outcomes = [_outcome(_send(driver.cursor(), sql, params, many)) for sql, params, many in prepared]
+    try:
+        outcomes = _execute(driver, prepared, dialect.name == "postgresql")
+    except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy reports it, and a lost connection leaves the pool
+        lost = dialect.is_disconnect(exc, driver, None)
+        if lost:
+            connection.invalidate(exc)
+        error = DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost)
+        raise error from exc
     for call, outcome in zip(calls, outcomes, strict=True):
         if call.expect is not None and outcome.rowcount != call.expect:
             raise StaleDataError(f"{outcome.rowcount} rows changed instead of {call.expect}: changed meanwhile")
     return [compiled.read(outcome) for compiled, outcome in zip(compileds, outcomes, strict=True)]
+
+
+def _execute(driver, prepared: list[tuple], postgresql: bool) -> list[Outcome]:
+    if postgresql and len(prepared) > 1:
+        with driver.pipeline():  # results are read after the one sync at the end
+            cursors = [_send(driver.cursor(), sql, params, many) for sql, params, many in prepared]
+        return [_outcome(cursor) for cursor in cursors]
+    # one statement: a pipeline would only add its own overhead
+    return [_outcome(_send(driver.cursor(), sql, params, many)) for sql, params, many in prepared]
 
 
 def _send(cursor, sql: str, params, many: bool):
