@@ -56,3 +56,20 @@ def test_a_connection_used_moments_ago_is_not_pinged(app, monkeypatch):
         db.session.rollback()
         assert _backend_pid() != first  # ... and the pool, told of the disconnect, replaces it
         db.engine.dispose()
+
+
+def test_a_connection_lost_under_a_direct_statement_is_replaced(app):
+    from sqlalchemy import select
+
+    from app.core import direct
+
+    one = direct.Direct(select(text("1")))
+    with _app(3600).app_context():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()  # in a transaction, not pooled
+        _kill(pid)
+        with pytest.raises(OperationalError) as lost:
+            direct.run(db.session.connection(), [direct.Call(one, {})])
+        assert lost.value.connection_invalidated
+        db.session.rollback()
+        assert _backend_pid() != pid  # the next transaction runs on a new connection, without an error
+        db.engine.dispose()
