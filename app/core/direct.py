@@ -1,8 +1,9 @@
 """Hot statements run straight on the driver connection: compiled once per dialect, batched into one round trip.
 
-A statement sent through SQLAlchemy's execution path costs about 100 µs of CPU on the 2-core reference machine
-(execution context, result metadata, events, cache lookup) where the same statement costs about 45 µs on the bare
-driver and 12 µs inside a psycopg pipeline. The engine's writes per step are few, fixed and simple, so they are
+A statement sent through SQLAlchemy's execution path costs about 100-140 µs of CPU on the 2-core reference machine
+(execution context, result metadata, events, cache lookup; an ORM query loading objects twice that) where the same
+statement costs 45-65 µs on the bare driver, and several statements share one round trip in a psycopg pipeline
+(bench/README.md has the measurements). The engine's statements per step are few, fixed and simple, so they are
 built once as Core statements, compiled here per dialect (SQLAlchemy still renders the SQL and converts every
 value with the column types' own bind processors: enums, JSON, timezone-aware datetimes), and sent together:
 in one pipeline on PostgreSQL (one round trip), one after another on SQLite (in process).

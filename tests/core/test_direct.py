@@ -94,3 +94,14 @@ def test_an_attached_object_is_persistent_without_sql_and_tracks_changes(opened,
     assert any(sql.startswith("UPDATE work_item") for sql in statements)
     db.session.expunge_all()
     assert db.session.get(WorkItem, item_id).assignee_id == user_id
+
+
+def test_a_row_read_for_an_object_in_the_session_refreshes_that_object(opened):
+    item_id = opened.id
+    mine = db.session.get(WorkItem, item_id)
+    columns = direct.columns_of(WorkItem)
+    read = direct.Direct(select(*columns.values()).where(_TABLE.c.id == bindparam("id")))
+    db.session.execute(update(_TABLE).where(_TABLE.c.id == item_id).values(name="renamed"))  # behind the object
+    (found,) = direct.run(db.session.connection(), [direct.Call(read, {"id": item_id})])
+    same = direct.loaded(db.session(), WorkItem, dict(zip(columns, found.rows[0], strict=True)))
+    assert same is mine and mine.name == "renamed" and mine not in db.session.dirty
