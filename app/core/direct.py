@@ -3,10 +3,10 @@
 A statement sent through SQLAlchemy's execution path costs about 100-140 µs of CPU on the 2-core reference machine
 (execution context, result metadata, events, cache lookup; an ORM query loading objects twice that) where the same
 statement costs 45-65 µs on the bare driver, and several statements share one round trip in a psycopg pipeline
-(bench/README.md has the measurements). The engine's statements per step are few, fixed and simple, so they are
-built once as Core statements, compiled here per dialect (SQLAlchemy still renders the SQL and converts every
-value with the column types' own bind processors: enums, JSON, timezone-aware datetimes), and sent together:
-in one pipeline on PostgreSQL (one round trip), one after another on SQLite (in process).
+(measured 2026-11-24; bench/engine.py shows the effect). The engine's statements per step are few, fixed and
+simple, so they are built once as Core statements, compiled here per dialect (SQLAlchemy still renders the SQL and
+converts every value with the column types' own bind processors: enums, JSON, timezone-aware datetimes), and sent
+together: in one pipeline on PostgreSQL (one round trip), one after another on SQLite (in process).
 
 What this skips, callers do themselves: ORM events (``do_orm_execute``, flush hooks) do not see these statements
 (note KPI marks with app.audit.marks) and Python-side column defaults are not applied (give every column). The rows
