@@ -418,8 +418,9 @@ def bare_spiff(m: int) -> float:
 # --- 3: one long case -------------------------------------------------------------------------------------------
 
 
-def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[int, int]]]:
-    """Per step (1-based): wall seconds and process CPU seconds of the completion, and cpu_counters() before it."""
+def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[int, int]], dict]:
+    """Per step (1-based): wall seconds and process CPU seconds of the completion, and cpu_counters() before it;
+    and the Python calls (cProfile) of the step just before each measured window (that step is not measured)."""
     with scratch_database(kind, "cycle") as url:
         app = make_app(url)
         with app.app_context():
@@ -433,6 +434,8 @@ def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float
             load: dict[int, tuple[int, int]] = {}
             marks = step_marks(cycles)
             window_starts = {step_window(mark, cycles)[0] for mark in marks}
+            counted = {max(1, start - 1): mark for start, mark in ((step_window(m, cycles)[0], m) for m in marks)}
+            calls: dict[int, int] = {}
             open_item = (
                 select(WorkItem.id).where(WorkItem.case_id == case_id, WorkItem.status == WorkItemStatus.OPEN).limit(2)
             )
@@ -443,10 +446,16 @@ def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float
                 if step in window_starts:
                     wait_for_quiet()  # between steps, so it changes nothing measured
                 load[step] = cpu_counters()
+                counter = cProfile.Profile() if step in counted else None
+                if counter is not None:
+                    counter.enable()
                 t0, c0 = time.perf_counter(), time.process_time()
                 with transaction():
                     engine.complete_work_item(items[0], {"result": "negative"})
                 times[step], cpu[step] = time.perf_counter() - t0, time.process_time() - c0
+                if counter is not None:
+                    counter.disable()
+                    calls[counted[step]] = pstats.Stats(counter).total_calls
             load[cycles + 1] = cpu_counters()
             left = db.session.scalars(open_item).all()
             instances = db.session.scalar(
@@ -455,7 +464,7 @@ def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float
             if left or instances != cycles:
                 raise RuntimeError(f"after {cycles} cycles: {len(left)} open items, {instances} instances")
             close_app()
-    return times, cpu, load
+    return times, cpu, load, calls
 
 
 def step_marks(cycles: int) -> list[int]:
@@ -700,7 +709,7 @@ def main() -> None:
     for kind in kinds:
         cycles = size["cycles"]
         log(f"long case of {cycles} cycles on {kind}")
-        times, cpu, load = long_case(kind, cycles)
+        times, cpu, load, calls = long_case(kind, cycles)
         for mark in step_marks(cycles):
             emit(
                 "step_ms_at_step",
@@ -711,6 +720,7 @@ def main() -> None:
                 window="{}-{}".format(*step_window(mark, cycles)),
                 n=cycles,
                 cpu_ms=round(window_median_ms(cpu, mark), 3),
+                python_calls=calls[mark],
                 busy_cores=window_busy(load, mark),
             )
         emit(
@@ -722,8 +732,10 @@ def main() -> None:
             target=1.2,
             cpu_ratio=round(window_median_ms(cpu, cycles) / window_median_ms(cpu, 10), 3),
             trend_ratio=round(trend_ratio(times), 3),
+            calls_ratio=round(calls[cycles] / calls[10], 3),
             note="medians of wall time per completion over the two windows; cpu_ratio: the same in this process's "
-            "CPU time; trend_ratio: a line fitted through all steps (robust to a burst of other load)",
+            "CPU time; trend_ratio: a line fitted through all steps (robust to a burst of other load); calls_ratio: "
+            "Python calls of one step before each window (does not drift with the machine's speed)",
         )
 
     if "postgresql" in kinds:
