@@ -34,6 +34,8 @@ ROLE_LABELS = {
 def role_label(role: str | None) -> str:
     """The role's name in the interface language (unknown roles as they are)."""
     return str(ROLE_LABELS.get(role, role or ""))
+
+
 _WORD = re.compile(r"[a-z]+")
 
 

@@ -38,7 +38,7 @@ def mask_id(id_number: str | None) -> str:
 
 
 def countdown(due_at: datetime | None, legal_basis: str | None = None, at: datetime | None = None) -> str:
-    """"剩余3天 · 条例14" / "逾期2天 · 条例14" / "今天到期": whole days between today and the due day, in China."""
+    """ "剩余3天 · 条例14" / "逾期2天 · 条例14" / "今天到期": whole days between today and the due day, in China."""
     if due_at is None:
         return ""
     return _countdown_text((local_date(due_at) - local_date(at or now())).days, legal_basis)
