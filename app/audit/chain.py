@@ -116,29 +116,11 @@ _READ_HEAD = direct.Direct(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HE
 _MOVE_HEAD = direct.Direct(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash"))
 )
-_EVENT_COLUMNS = (
-    "type",
-    "actor_id",
-    "occurred_at",
-    "jurisdiction_id",
-    "case_id",
-    "instance_id",
-    "payload",
-    "seq",
-    "prev_hash",
-    "row_hash",
-)
-_INSERT_EVENTS = direct.Direct(insert(_EVENTS).values({name: bindparam(name) for name in _EVENT_COLUMNS}))
-_INSERTS: dict[tuple[Table, tuple[str, ...]], direct.Direct] = {}  # compiled statements, built on first use
 
 
 def _insert_call(table: Table, rows: list[dict]) -> direct.Call:
     """An executemany insert of ``rows`` (dicts with the same keys) into ``table``."""
-    names = tuple(rows[0])
-    statement = _INSERTS.get((table, names))
-    if statement is None:
-        statement = _INSERTS[table, names] = direct.Direct(insert(table).values({n: bindparam(n) for n in names}))
-    return direct.Call(statement, rows, many=True)
+    return direct.Call(direct.insert_of(table, rows[0]), rows, many=True)
 
 
 def _lock_head(connection) -> tuple[int, str]:
@@ -187,7 +169,7 @@ def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] 
     direct.run(
         connection,
         [
-            direct.Call(_INSERT_EVENTS, rows, many=True),
+            _insert_call(_EVENTS, rows),
             direct.Call(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash}),
             *companions,
         ],

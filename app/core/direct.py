@@ -15,10 +15,10 @@ values come back as the driver gives them (use it for ids). They run in the sess
 connection.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Select
+from sqlalchemy import Column, Connection, Select, Table, bindparam, insert
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -75,6 +75,19 @@ class _Compiled:
         for name, processor in self.processors:
             params[name] = processor(params[name])
         return tuple(params[name] for name in self.order) if self.order is not None else params
+
+
+_INSERTS: dict[tuple, Direct] = {}  # insert_of's statements, built on first use
+
+
+def insert_of(table: Table, names: Iterable[str], returning: Column | None = None) -> Direct:
+    """The INSERT into ``table`` of the columns ``names`` (e.g. a row dict's keys), with ``returning`` back."""
+    key = (table, tuple(names), returning)
+    statement = _INSERTS.get(key)
+    if statement is None:
+        built = insert(table).values({name: bindparam(name) for name in key[1]})
+        statement = _INSERTS[key] = Direct(built if returning is None else built.returning(returning))
+    return statement
 
 
 @dataclass(frozen=True)

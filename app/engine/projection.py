@@ -11,7 +11,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from app.audit.log import record
 from app.audit.marks import mark_cases
@@ -174,35 +174,13 @@ def audit(type_: str, instance: ProcessInstance, actor_id: int | None = None, **
     )
 
 
-#: The columns _new_work_item gives, inserted straight on the driver (app.core.direct) with the new row's id back.
-_WORK_ITEM_COLUMNS = (
-    "instance_id",
-    "case_id",
-    "task_id",
-    "element_id",
-    "name",
-    "process_key",
-    "lane",
-    "candidate_role",
-    "jurisdiction_id",
-    "status",
-    "due_at",
-    "legal_basis",
-    "form",
-    "documentation",
-    "created_at",
-)
-_INSERT_WORK_ITEM = direct.Direct(
-    insert(WorkItem.__table__)
-    .values({name: bindparam(name) for name in _WORK_ITEM_COLUMNS})
-    .returning(WorkItem.__table__.c.id)
-)
+_WORK_ITEMS = WorkItem.__table__
 
 
 def _write_work_items(
     instance, new_rows: list[dict], gone: set[str], actor_id, send_with: Sequence[direct.Call] = ()
 ) -> list[int]:
-    calls = [*send_with, *(direct.Call(_INSERT_WORK_ITEM, row) for row in new_rows)]
+    calls = [*send_with, *(direct.Call(direct.insert_of(_WORK_ITEMS, row, _WORK_ITEMS.c.id), row) for row in new_rows)]
     outcomes = direct.run(db.session.connection(), calls) if calls else []
     new_ids = [outcome.rows[0][0] for outcome in outcomes[len(send_with) :]]
     if new_ids:

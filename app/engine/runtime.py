@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -263,13 +263,6 @@ def _nothing_to_redo(workflow: BpmnWorkflow) -> None:
     pass
 
 
-_INSERT_INSTANCE = direct.Direct(
-    insert(ProcessInstance.__table__)
-    .values({c.key: bindparam(c.key) for c in ProcessInstance.__table__.c if c.key != "id"})
-    .returning(ProcessInstance.__table__.c.id)
-)
-
-
 def start_process(
     key: str,
     *,
@@ -304,7 +297,10 @@ def start_process(
         "started_by_id": actor_id,
         "parent_instance_id": parent_instance_id,
     }
-    (inserted,) = direct.run(db.session.connection(), [direct.Call(_INSERT_INSTANCE, values)])
+    table = ProcessInstance.__table__
+    (inserted,) = direct.run(
+        db.session.connection(), [direct.Call(direct.insert_of(table, values, table.c.id), values)]
+    )
     instance = direct.attach(db.session(), ProcessInstance(id=inserted.rows[0][0], **values))
     audit(
         "instance_started",

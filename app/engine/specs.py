@@ -803,8 +803,7 @@ def bundle_for(key: str) -> tuple[int, int, str]:
         raise NotFound(f"{key!r} is a decision, not a process")
     if not dependencies:  # calls nothing: the bundle is named by this one version, stored since its first start
         digest = _digest({key: sha256})
-        (stored,) = direct.run(db.session.connection(), [direct.Call(_BUNDLE_STORED, {"sha256": digest})])
-        if stored.rows:
+        if _stored(digest):
             return definition_id, version, digest
     closure = {d.key: d for d in latest_definitions_closure({key})}
     definition = closure[key]  # read again with what it calls: all of one moment
@@ -825,6 +824,10 @@ def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) 
 _BUNDLE_STORED = direct.Direct(select(SpecBundle.sha256).where(SpecBundle.sha256 == bindparam("sha256")))
 
 
+def _stored(digest: str) -> bool:
+    return bool(direct.run(db.session.connection(), [direct.Call(_BUNDLE_STORED, {"sha256": digest})])[0].rows)
+
+
 def _digest(sha256_by_key: dict[str, str]) -> str:
     """A bundle's name: the sha256 over the sha256s of the definition versions it is built from."""
     return hashlib.sha256("|".join(f"{k}:{sha256_by_key[k]}" for k in sorted(sha256_by_key)).encode()).hexdigest()
@@ -834,8 +837,7 @@ def _bundle(key: str, closure: dict[str, ProcessDefinition], store: bool = True)
     digest = _digest({k: d.sha256 for k, d in closure.items()})
     if not store and digest in _spec_cache:
         return digest
-    (stored,) = direct.run(db.session.connection(), [direct.Call(_BUNDLE_STORED, {"sha256": digest})])
-    if stored.rows:
+    if _stored(digest):
         return digest
     parsed = [_parse_xml(SourceFile(d.file_name, d.xml))[0] for d in closure.values()]
     parser = _build_parser(parsed)
