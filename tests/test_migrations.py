@@ -59,6 +59,8 @@ def test_deploy_and_list_commands(empty_database, tmp_path):
     assert deployed.returncode == 0 and "deployed three_tasks v1" in deployed.stdout, deployed.stderr
     again = flask(empty_database, "workflows", "deploy", str(ROOT / "tests/engine/fixtures/three_tasks.bpmn"))
     assert "unchanged three_tasks v1" in again.stdout
+    verified = flask(empty_database, "audit", "verify")  # the deploy's events, chained by what the migrations made
+    assert verified.returncode == 0 and " 0 rows verified" not in f" {verified.stdout}", verified.stdout
     listed = flask(empty_database, "workflows", "list")
     assert "three_tasks" in listed.stdout and "v1" in listed.stdout
     broken = ROOT / "tests/engine/fixtures/three_tasks.bpmn"

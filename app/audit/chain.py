@@ -1,12 +1,14 @@
 """The hash chain over audit_event: every row carries the SHA-256 of its content and of the previous row's hash.
 
 Writing. :func:`hold` keeps a transaction's audit events (plain rows, not ORM objects) in the session until it
-commits; then, after the transaction's last flush, the chain head (the one row of audit_chain_head) is locked
-(``FOR UPDATE`` on PostgreSQL; SQLite already holds the write lock), each event gets the next ``seq``, the previous
-hash and its own hash, they are inserted together, and the head moves on. So a row is complete when it is
-inserted (it is never updated), and the head is the last lock a transaction takes, held only for its final
-statements and commit: concurrent writers queue on it at the very end of their work, and no writer ever waits for
-another lock while holding it (no deadlock with the instance locks of app.engine.runtime).
+commits; then, after the transaction's last flush, the chain head (the one row of audit_chain_head) is locked, each
+event gets the next ``seq``, the previous hash and its own hash, they are inserted together, and the head moves on.
+On PostgreSQL all of that is one statement, the database function audit_chain_append (app.audit.models), sent as
+the transaction's last one, so the head's ``FOR UPDATE`` lock is held from there to the commit with no round trip
+to the application in between; on SQLite the transaction already holds the write lock and the same steps run here.
+So a row is complete when it is inserted (it is never updated), and the head is the last lock a transaction takes:
+concurrent writers queue on it at the very end of their work, and no writer ever waits for another lock while
+holding it (no deadlock with the instance locks of app.engine.runtime).
 
 Events recorded inside a savepoint that is rolled back are dropped with it, as the session drops its own objects.
 
@@ -20,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, bindparam, event, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, event, insert, select, text, update
 from sqlalchemy.orm import Session, scoped_session
 
 from app.audit.models import AuditChainHead, AuditEvent
@@ -58,19 +59,49 @@ def row_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of a row's canonical JSON content followed by ``prev_hash``."""
-    content = canonical_json(
+    before, after = content_around_seq(
+        type=type,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        jurisdiction_id=jurisdiction_id,
+        case_id=case_id,
+        instance_id=instance_id,
+        payload=payload,
+    )
+    return chained_hash(before, seq, after, prev_hash)
+
+
+def content_around_seq(
+    *,
+    type: str,  # noqa: A002 - the column's name
+    actor_id: int | None,
+    occurred_at: datetime,
+    jurisdiction_id: int | None,
+    case_id: int | None,
+    instance_id: int | None,
+    payload,
+) -> tuple[str, str]:
+    """A row's canonical JSON content (all its columns but the hashes, seq included) as the text before and after
+    the seq's digits: the seq is known only once the chain's head is locked, the rest before.
+
+    Sorted keys put ``seq`` right after ``payload`` and before ``type``.
+    """
+    fields = canonical_json(
         {
-            "seq": seq,
-            "type": type,
             "actor_id": actor_id,
-            "occurred_at": _iso(occurred_at),
-            "jurisdiction_id": jurisdiction_id,
             "case_id": case_id,
             "instance_id": instance_id,
+            "jurisdiction_id": jurisdiction_id,
+            "occurred_at": _iso(occurred_at),
             "payload": payload,
         }
     )
-    return hashlib.sha256((content + prev_hash).encode("utf-8")).hexdigest()
+    return fields[:-1] + ',"seq":', ',"type":' + canonical_json(type) + "}"
+
+
+def chained_hash(before: str, seq: int, after: str, prev_hash: str) -> str:
+    """The row hash from :func:`content_around_seq`'s two parts (APPEND_FUNCTION computes the same in SQL)."""
+    return hashlib.sha256((before + str(seq) + after + prev_hash).encode("utf-8")).hexdigest()
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
@@ -112,7 +143,9 @@ def _seal(session: Session) -> None:
 
 _HEAD = AuditChainHead.__table__
 _EVENTS = AuditEvent.__table__
-_READ_HEAD = direct.Direct(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update())
+_READ_HEAD = direct.Direct(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1))
+_APPEND = direct.Direct(text("SELECT audit_chain_append(CAST(:events AS json))"))  # models.CHAIN_APPEND_FUNCTION
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _MOVE_HEAD = direct.Direct(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash"))
 )
@@ -124,9 +157,9 @@ def _insert_call(table: Table, rows: list[dict]) -> direct.Call:
 
 
 def _lock_head(connection) -> tuple[int, str]:
-    """(last_seq, last_hash) of the chain, the head row locked until the transaction ends."""
+    """(last_seq, last_hash) of the chain (SQLite: the transaction holds the database's write lock)."""
     (head,) = direct.run(connection, [direct.Call(_READ_HEAD, {})])
-    if not head.rows:  # a fresh database: start the head at the table's last row
+    if not head.rows:  # a fresh database, or the head lost: start it at the table's last row
         tail = connection.execute(
             select(_EVENTS.c.seq, _EVENTS.c.row_hash)
             .where(_EVENTS.c.seq.is_not(None))
@@ -134,38 +167,36 @@ def _lock_head(connection) -> tuple[int, str]:
             .limit(1)
         ).first()
         values = {"id": 1, "last_seq": tail[0] if tail else 0, "last_hash": tail[1] if tail else GENESIS}
-        dialect = connection.dialect.name
-        if dialect == "postgresql":
-            statement = postgresql.insert(_HEAD).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            statement = sqlite.insert(_HEAD).values(values).on_conflict_do_nothing()
-        else:
-            statement = insert(_HEAD).values(values)
-        connection.execute(statement)
-        (head,) = direct.run(connection, [direct.Call(_READ_HEAD, {})])
+        connection.execute(insert(_HEAD).values(values))
+        return values["last_seq"], values["last_hash"]
     return head.rows[0][0], head.rows[0][1]
 
 
 def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] = ()) -> None:
     """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them (and
-    the ``companions``) and move the head: one round trip after the head's lock on PostgreSQL."""
-    last_seq, last_hash = _lock_head(connection)
+    the ``companions``) and move the head.
+
+    PostgreSQL: one round trip, the companions first and then one call of audit_chain_append, which locks the head,
+    hashes, inserts and moves it; the lock is held from there to the commit only. SQLite (one writer at a time):
+    the same steps here.
+    """
+    parts = []
     for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
         row["payload"] = json.loads(json.dumps(row["payload"] if row["payload"] is not None else {}))
+        parts.append(content_around_seq(**row))
+    if connection.dialect.name == "postgresql":
+        events = [
+            {**row, "occurred_at": _iso(row["occurred_at"]), "before": before, "after": after}
+            for row, (before, after) in zip(rows, parts, strict=True)
+        ]
+        direct.run(connection, [*companions, direct.Call(_APPEND, {"events": _COMPACT.encode(events)})])
+        return
+    last_seq, last_hash = _lock_head(connection)
+    for row, (before, after) in zip(rows, parts, strict=True):
         last_seq += 1
         row["seq"], row["prev_hash"] = last_seq, last_hash
-        row["row_hash"] = last_hash = row_hash(
-            seq=last_seq,
-            type=row["type"],
-            actor_id=row["actor_id"],
-            occurred_at=row["occurred_at"],
-            jurisdiction_id=row["jurisdiction_id"],
-            case_id=row["case_id"],
-            instance_id=row["instance_id"],
-            payload=row["payload"],
-            prev_hash=row["prev_hash"],
-        )
+        row["row_hash"] = last_hash = chained_hash(before, last_seq, after, last_hash)
     direct.run(
         connection,
         [

@@ -63,6 +63,48 @@ CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
 FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()
 """
 
-# create_all() (tests, benchmarks) installs the trigger as the migration does.
+#: PostgreSQL: append a transaction's events to the chain in one statement (app.audit.chain.append_to_chain), so
+#: the head's lock is taken and released without a round trip to the application in between. ``events``: a JSON
+#: array of the rows' columns but seq and hashes, each with ``before`` and ``after``, its canonical content around
+#: the seq (app.audit.chain.content_around_seq); the hashes are those app.audit.chain.chained_hash gives.
+CHAIN_APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION audit_chain_append(events json) RETURNS bigint AS $$
+DECLARE
+    head_seq bigint;
+    head_hash text;
+    next_hash text;
+    e record;
+BEGIN
+    SELECT last_seq, last_hash INTO head_seq, head_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE;
+    IF NOT FOUND THEN  -- a fresh database, or the head lost: start it at the table's last row
+        INSERT INTO audit_chain_head (id, last_seq, last_hash)
+        SELECT 1, coalesce(max(seq), 0),
+               coalesce((SELECT row_hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
+                        repeat('0', 64))
+        FROM audit_event
+        ON CONFLICT DO NOTHING;
+        SELECT last_seq, last_hash INTO head_seq, head_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE;
+    END IF;
+    FOR e IN
+        SELECT * FROM json_to_recordset(events) AS x(
+            type text, actor_id integer, occurred_at timestamptz, jurisdiction_id integer, case_id integer,
+            instance_id integer, payload json, before text, after text)
+    LOOP
+        head_seq := head_seq + 1;
+        next_hash := encode(sha256(convert_to(e.before || head_seq::text || e.after || head_hash, 'UTF8')), 'hex');
+        INSERT INTO audit_event (type, actor_id, occurred_at, jurisdiction_id, case_id, instance_id, payload,
+                                 seq, prev_hash, row_hash)
+        VALUES (e.type, e.actor_id, e.occurred_at, e.jurisdiction_id, e.case_id, e.instance_id, e.payload,
+                head_seq, head_hash, next_hash);
+        head_hash := next_hash;
+    END LOOP;
+    UPDATE audit_chain_head SET last_seq = head_seq, last_hash = head_hash WHERE id = 1;
+    RETURN head_seq;
+END;
+$$ LANGUAGE plpgsql
+"""
+
+# create_all() (tests, benchmarks) installs the trigger and the function as the migrations do.
 event.listen(AuditEvent.__table__, "after_create", DDL(APPEND_ONLY_FUNCTION).execute_if(dialect="postgresql"))
 event.listen(AuditEvent.__table__, "after_create", DDL(APPEND_ONLY_TRIGGER).execute_if(dialect="postgresql"))
+event.listen(AuditChainHead.__table__, "after_create", DDL(CHAIN_APPEND_FUNCTION).execute_if(dialect="postgresql"))

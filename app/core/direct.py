@@ -18,6 +18,7 @@ connection.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from psycopg import pq
 from sqlalchemy import Column, Connection, Select, Table, bindparam, insert
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -141,7 +142,9 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
 
 
 def _execute(driver, prepared: list[tuple], postgresql: bool) -> list[Outcome]:
-    if postgresql and len(prepared) > 1:
+    # A transaction's first statement goes in a pipeline too: psycopg then sends its BEGIN along instead of in a
+    # round trip of its own.
+    if postgresql and (len(prepared) > 1 or driver.pgconn.transaction_status == pq.TransactionStatus.IDLE):
         with driver.pipeline():  # results are read after the one sync at the end
             cursors = [_send(driver.cursor(), sql, params, many) for sql, params, many in prepared]
         return [_outcome(cursor) for cursor in cursors]
