@@ -187,7 +187,13 @@ def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] 
         parts.append(content_around_seq(**row))
     if connection.dialect.name == "postgresql":
         events = [
-            {**row, "occurred_at": _iso(row["occurred_at"]), "before": before, "after": after}
+            {
+                **row,
+                "occurred_at": _iso(row["occurred_at"]),
+                "payload": _COMPACT.encode(row["payload"]),
+                "before": before,
+                "after": after,
+            }
             for row, (before, after) in zip(rows, parts, strict=True)
         ]
         direct.run(connection, [*companions, direct.Call(_APPEND, {"events": _COMPACT.encode(events)})])

@@ -65,8 +65,9 @@ FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()
 
 #: PostgreSQL: append a transaction's events to the chain in one statement (app.audit.chain.append_to_chain), so
 #: the head's lock is taken and released without a round trip to the application in between. ``events``: a JSON
-#: array of the rows' columns but seq and hashes, each with ``before`` and ``after``, its canonical content around
-#: the seq (app.audit.chain.content_around_seq); the hashes are those app.audit.chain.chained_hash gives.
+#: array of the rows' columns but seq and hashes (``payload`` as JSON text: a json field would be decoded on the way,
+#: and a ``\u0000`` in it refused), each with ``before`` and ``after``, its canonical content around the seq
+#: (app.audit.chain.content_around_seq); the hashes are those app.audit.chain.chained_hash gives.
 CHAIN_APPEND_FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_chain_append(events json) RETURNS bigint AS $$
 DECLARE
@@ -88,13 +89,13 @@ BEGIN
     FOR e IN
         SELECT * FROM json_to_recordset(events) AS x(
             type text, actor_id integer, occurred_at timestamptz, jurisdiction_id integer, case_id integer,
-            instance_id integer, payload json, before text, after text)
+            instance_id integer, payload text, before text, after text)
     LOOP
         head_seq := head_seq + 1;
         next_hash := encode(sha256(convert_to(e.before || head_seq::text || e.after || head_hash, 'UTF8')), 'hex');
         INSERT INTO audit_event (type, actor_id, occurred_at, jurisdiction_id, case_id, instance_id, payload,
                                  seq, prev_hash, row_hash)
-        VALUES (e.type, e.actor_id, e.occurred_at, e.jurisdiction_id, e.case_id, e.instance_id, e.payload,
+        VALUES (e.type, e.actor_id, e.occurred_at, e.jurisdiction_id, e.case_id, e.instance_id, e.payload::json,
                 head_seq, head_hash, next_hash);
         head_hash := next_hash;
     END LOOP;

@@ -63,6 +63,16 @@ def test_untouched_chain_verifies_and_links_every_row(events):
     assert (head.last_seq, head.last_hash) == (10, rows[-1].row_hash)
 
 
+def test_awkward_text_hashes_alike_when_written_and_verified(app):
+    """PostgreSQL hashes in SQL as it appends, verify_chain in Python: both must see the same bytes."""
+    awkward = 'quote " backslash \\ newline \n tab \t nul \x00 emoji 😀 line sep \u2028 中文'
+    with transaction():
+        record("thing_happened", payload={awkward: [awkward, 1.5, -0, 10**20, None, True], "nested": {"k": awkward}})
+        record("thing_happened", actor_id=None, payload={})
+    result = verify()
+    assert result.ok and result.rows == 2, str(result.problem)
+
+
 def test_empty_chain_verifies(app):
     assert verify().ok and verify().rows == 0
 
