@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, bindparam, event, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, event, insert, select, text, update
 from sqlalchemy.orm import Session, scoped_session
 
 from app.audit.models import AuditChainHead, AuditEvent
@@ -134,17 +134,31 @@ def _seal(session: Session) -> None:
         return  # releasing a savepoint: the events wait for the outer commit
     session.flush()  # everything else first
     rows = held_rows(session)
-    companions = [_insert_call(table, extra) for table, extra in (provide(session) for provide in _COMPANIONS) if extra]
-    if rows:
-        append_to_chain(session.connection(), rows, companions)
-    elif companions:
-        direct.run(session.connection(), companions)
+    calls = [_insert_call(table, extra) for table, extra in (provide(session) for provide in _COMPANIONS) if extra]
+    if rows or calls:
+        connection = session.connection()
+        direct.run(connection, [*calls, *chain_calls(connection, rows), *_commit_along(session, connection)])
+
+
+def _commit_along(session: Session, connection: Connection) -> list[direct.Call]:
+    """PostgreSQL: the COMMIT itself, sent in the seal's round trip, when the session began the transaction (not one
+    it joined on a Connection it was bound to).
+
+    The chain head's lock then ends inside the database, with no wait on this process in between, which on a busy
+    machine can stretch to a time slice while every other writer queues (measured: four writers on two cores gained
+    about 8%). SQLAlchemy's own commit comes next and finds no transaction open: psycopg then sends nothing. So
+    nothing may change the session after this listener, and no call before the COMMIT may check a row count.
+    """
+    if connection.dialect.name != "postgresql" or isinstance(session.bind, Connection):
+        return []
+    return [direct.Call(_COMMIT, {})]
 
 
 _HEAD = AuditChainHead.__table__
 _EVENTS = AuditEvent.__table__
 _READ_HEAD = direct.Direct(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1))
 _APPEND = direct.Direct(text("SELECT audit_chain_append(CAST(:events AS json))"))  # models.CHAIN_APPEND_FUNCTION
+_COMMIT = direct.Direct(text("COMMIT"))
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _MOVE_HEAD = direct.Direct(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("last_seq"), last_hash=bindparam("last_hash"))
@@ -172,14 +186,16 @@ def _lock_head(connection) -> tuple[int, str]:
     return head.rows[0][0], head.rows[0][1]
 
 
-def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] = ()) -> None:
-    """Give ``rows`` (audit_event columns, not yet inserted) the next chain positions and hashes, insert them (and
-    the ``companions``) and move the head.
+def chain_calls(connection: Connection, rows: list[dict]) -> list[direct.Call]:
+    """The statements that give ``rows`` (audit_event columns, not yet inserted) the next chain positions and
+    hashes, insert them and move the head.
 
-    PostgreSQL: one round trip, the companions first and then one call of audit_chain_append, which locks the head,
-    hashes, inserts and moves it; the lock is held from there to the commit only. SQLite (one writer at a time):
-    the same steps here.
+    PostgreSQL: one call of audit_chain_append, which locks the head, hashes, inserts and moves it; sent last, its
+    lock is held from there to the commit only. SQLite (one writer at a time): the head is read here and the rows are
+    hashed here.
     """
+    if not rows:
+        return []
     parts = []
     for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
@@ -196,21 +212,13 @@ def append_to_chain(connection, rows: list[dict], companions: list[direct.Call] 
             }
             for row, (before, after) in zip(rows, parts, strict=True)
         ]
-        direct.run(connection, [*companions, direct.Call(_APPEND, {"events": _COMPACT.encode(events)})])
-        return
+        return [direct.Call(_APPEND, {"events": _COMPACT.encode(events)})]
     last_seq, last_hash = _lock_head(connection)
     for row, (before, after) in zip(rows, parts, strict=True):
         last_seq += 1
         row["seq"], row["prev_hash"] = last_seq, last_hash
         row["row_hash"] = last_hash = chained_hash(before, last_seq, after, last_hash)
-    direct.run(
-        connection,
-        [
-            _insert_call(_EVENTS, rows),
-            direct.Call(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash}),
-            *companions,
-        ],
-    )
+    return [_insert_call(_EVENTS, rows), direct.Call(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})]
 
 
 # --- verifying ----------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
 FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()
 """
 
-#: PostgreSQL: append a transaction's events to the chain in one statement (app.audit.chain.append_to_chain), so
+#: PostgreSQL: append a transaction's events to the chain in one statement (app.audit.chain.chain_calls), so
 #: the head's lock is taken and released without a round trip to the application in between. ``events``: a JSON
 #: array of the rows' columns but seq and hashes (``payload`` as JSON text: a json field would be decoded on the way,
 #: and a ``\u0000`` in it refused), each with ``before`` and ``after``, its canonical content around the seq

@@ -5,12 +5,14 @@ from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from app import engine
 from app.audit.chain import GENESIS, row_hash, verify_chain
 from app.audit.log import record
 from app.audit.models import AuditChainHead, AuditEvent
+from app.core.clock import now
 from app.core.db import transaction
 from app.extensions import db
 from tests.conftest import PG_URL
@@ -344,3 +346,54 @@ def test_postgresql_refuses_update_and_delete(events, statement):
         db.session.execute(text(statement))
     db.session.rollback()
     assert verify().ok
+
+
+# --- the seal's commit ----------------------------------------------------------------------------------------
+
+
+def test_failing_seal_keeps_nothing_and_the_session_goes_on(app):
+    """A statement of the seal's round trip fails (here a companion row breaking a constraint): no event, no row of
+    the transaction is kept, on PostgreSQL although the COMMIT was queued behind it."""
+    from app.audit import chain
+
+    def broken(session):
+        return AuditChainHead.__table__, [{"id": 2, "last_seq": 0, "last_hash": GENESIS}]  # the head is row 1 only
+
+    chain.insert_at_commit(broken)
+    try:
+        with pytest.raises(IntegrityError), transaction():
+            record("thing_happened")
+    finally:
+        chain._COMPANIONS.remove(broken)
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+    with transaction():
+        record("later_happened")
+    result = verify()
+    assert result.ok and result.rows == 1
+
+
+@pytest.mark.skipif(not PG_URL, reason="the seal sends the COMMIT itself on PostgreSQL only")
+def test_session_in_an_outer_transaction_leaves_the_commit_to_it(app):
+    """A session bound to a Connection whose transaction someone else began must not commit that transaction."""
+    from app.audit.chain import hold
+
+    with db.engine.connect() as connection:
+        outer = connection.begin()
+        session = Session(bind=connection, join_transaction_mode="create_savepoint")
+        hold(
+            session,
+            {
+                "type": "thing_happened",
+                "actor_id": None,
+                "occurred_at": now(),
+                "case_id": None,
+                "instance_id": None,
+                "jurisdiction_id": None,
+                "payload": {},
+            },
+        )
+        session.commit()
+        assert connection.scalar(select(func.count()).select_from(AuditEvent)) == 1
+        session.close()
+        outer.rollback()
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
