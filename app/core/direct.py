@@ -87,7 +87,8 @@ def insert_of(table: Table, names: Iterable[str], returning: Column | None = Non
     statement = _INSERTS.get(key)
     if statement is None:
         built = insert(table).values({name: bindparam(name) for name in key[1]})
-        statement = _INSERTS[key] = Direct(built if returning is None else built.returning(returning))
+        # inline(): no implicit RETURNING of the primary key, which nobody reads
+        statement = _INSERTS[key] = Direct(built.inline() if returning is None else built.returning(returning))
     return statement
 
 
@@ -147,9 +148,9 @@ def _execute(driver, prepared: list[tuple], postgresql: bool) -> list[Outcome]:
     if postgresql and (len(prepared) > 1 or driver.pgconn.transaction_status == pq.TransactionStatus.IDLE):
         with driver.pipeline():  # results are read after the one sync at the end
             cursors = [_send(driver.cursor(), sql, params, many) for sql, params, many in prepared]
-        return [_outcome(cursor) for cursor in cursors]
+        return [_outcome(cursor, postgresql) for cursor in cursors]
     # one statement: a pipeline would only add its own overhead
-    return [_outcome(_send(driver.cursor(), sql, params, many)) for sql, params, many in prepared]
+    return [_outcome(_send(driver.cursor(), sql, params, many), postgresql) for sql, params, many in prepared]
 
 
 def _send(cursor, sql: str, params, many: bool):
@@ -160,8 +161,13 @@ def _send(cursor, sql: str, params, many: bool):
     return cursor
 
 
-def _outcome(cursor) -> Outcome:
-    rows = cursor.fetchall() if cursor.description else []
+def _outcome(cursor, postgresql: bool) -> Outcome:
+    if postgresql:  # psycopg's description builds a Column object per field each time: ask the result itself
+        result = cursor.pgresult
+        returned = result is not None and result.status == pq.ExecStatus.TUPLES_OK
+    else:
+        returned = cursor.description is not None
+    rows = cursor.fetchall() if returned else []
     return Outcome(cursor.rowcount if cursor.rowcount >= 0 else len(rows), rows)
 
 

@@ -792,18 +792,30 @@ _NEWEST_OF_KEY = direct.Direct(
 )
 
 
+#: key -> (sha256 of a self-contained version, its bundle's sha256) last found stored: a guess checked in the same
+#: round trip as the newest version (a pure function's result kept in this process, not state)
+_known_bundles: dict[str, tuple[str, str]] = {}
+
+
 def bundle_for(key: str) -> tuple[int, int, str]:
     """The newest version of process ``key`` (its id and version number) and the sha256 of its runnable bundle
     (built once per content)."""
-    (newest,) = direct.run(db.session.connection(), [direct.Call(_NEWEST_OF_KEY, {"key": key})])
+    calls = [direct.Call(_NEWEST_OF_KEY, {"key": key})]
+    known = _known_bundles.get(key)
+    if known is not None:
+        calls.append(direct.Call(_BUNDLE_STORED, {"sha256": known[1]}))
+    newest, *known_stored = direct.run(db.session.connection(), calls)
     if not newest.rows:
         raise NotFound(f"no deployed process or decision {key!r}")
     definition_id, kind, version, sha256, dependencies = newest.rows[0]
     if kind != DefinitionKind.BPMN:
         raise NotFound(f"{key!r} is a decision, not a process")
     if not dependencies:  # calls nothing: the bundle is named by this one version, stored since its first start
+        if known is not None and known[0] == sha256 and known_stored[0].rows:
+            return definition_id, version, known[1]
         digest = _digest({key: sha256})
         if _stored(digest):
+            _known_bundles[key] = (sha256, digest)
             return definition_id, version, digest
     closure = {d.key: d for d in latest_definitions_closure({key})}
     definition = closure[key]  # read again with what it calls: all of one moment
