@@ -100,7 +100,8 @@ def content_around_seq(
 
 
 def chained_hash(before: str, seq: int, after: str, prev_hash: str) -> str:
-    """The row hash from :func:`content_around_seq`'s two parts (APPEND_FUNCTION computes the same in SQL)."""
+    """The row hash from :func:`content_around_seq`'s two parts (app.audit.models.CHAIN_APPEND_FUNCTION computes the
+    same in SQL)."""
     return hashlib.sha256((before + str(seq) + after + prev_hash).encode("utf-8")).hexdigest()
 
 
@@ -199,22 +200,17 @@ def chain_calls(connection: Connection, rows: list[dict]) -> list[direct.Call]:
     parts = []
     for row in rows:
         # Hash what the database will give back: the payload after a JSON round trip (tuples become lists, ...).
-        row["payload"] = json.loads(json.dumps(row["payload"] if row["payload"] is not None else {}))
-        parts.append(content_around_seq(**row))
+        stored = json.dumps(row["payload"] if row["payload"] is not None else {})
+        row["payload"] = json.loads(stored)
+        parts.append((stored, *content_around_seq(**row)))
     if connection.dialect.name == "postgresql":
         events = [
-            {
-                **row,
-                "occurred_at": _iso(row["occurred_at"]),
-                "payload": _COMPACT.encode(row["payload"]),
-                "before": before,
-                "after": after,
-            }
-            for row, (before, after) in zip(rows, parts, strict=True)
+            {**row, "occurred_at": _iso(row["occurred_at"]), "payload": stored, "before": before, "after": after}
+            for row, (stored, before, after) in zip(rows, parts, strict=True)
         ]
         return [direct.Call(_APPEND, {"events": _COMPACT.encode(events)})]
     last_seq, last_hash = _lock_head(connection)
-    for row, (before, after) in zip(rows, parts, strict=True):
+    for row, (_, before, after) in zip(rows, parts, strict=True):
         last_seq += 1
         row["seq"], row["prev_hash"] = last_seq, last_hash
         row["row_hash"] = last_hash = chained_hash(before, last_seq, after, last_hash)
