@@ -15,7 +15,9 @@ values come back as the driver gives them (use it for ids). They run in the sess
 connection.
 """
 
-from collections.abc import Iterable, Sequence
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from psycopg import pq
@@ -146,15 +148,42 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
 
 def _execute(driver, cursors: list, prepared: list[tuple], postgresql: bool) -> list[Outcome]:
     statements = list(zip(cursors, prepared, strict=True))
-    # A transaction's first statement goes in a pipeline too: psycopg then sends its BEGIN along instead of in a
-    # round trip of its own.
-    if postgresql and (len(prepared) > 1 or driver.pgconn.transaction_status == pq.TransactionStatus.IDLE):
-        with driver.pipeline():  # results are read after the one sync at the end
+    if postgresql and len(prepared) > 1:
+        # psycopg begins a transaction with a round trip of its own (in a pipeline too): only then may the socket
+        # hold back what is written (corked, psycopg's BEGIN would wait out the kernel's 200 ms limit).
+        begun = driver.pgconn.transaction_status != pq.TransactionStatus.IDLE
+        with driver.pipeline(), _one_segment(driver) if begun else nullcontext():  # one sync at the end
             for cursor, (sql, params, many) in statements:
                 _send(cursor, sql, params, many)
         return [_outcome(cursor, postgresql) for cursor in cursors]
     # one statement: a pipeline would only add its own overhead
     return [_outcome(_send(cursor, sql, params, many), postgresql) for cursor, (sql, params, many) in statements]
+
+
+_CORK = getattr(socket, "TCP_CORK", None)  # Linux
+
+
+@contextmanager
+def _one_segment(driver) -> Iterator[None]:
+    """Hold back what is written to the connection's TCP socket until the block ends (TCP_CORK).
+
+    psycopg writes each statement of a pipeline to the socket as it is queued, so the server wakes for each one; on
+    a busy machine every such wake-up of its backend can preempt this process. Corked, the statements leave
+    together and the backend wakes once (measured with four workers on two cores: 11.7 involuntary context
+    switches per completion before, 7.9 after). Nothing is held on a Unix-domain socket or without TCP_CORK.
+    """
+    sock = socket.socket(fileno=driver.pgconn.socket)  # the driver's own descriptor: detached below, never closed
+    try:
+        corked = _CORK is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+        if corked:
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        try:
+            yield
+        finally:
+            if corked:
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)  # sends what was held
+    finally:
+        sock.detach()
 
 
 _CURSORS = "app.core.direct.cursors"  # key in the pooled connection's info: (driver connection, its cursors)

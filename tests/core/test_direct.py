@@ -1,5 +1,6 @@
 """app.core.direct: statements run on the driver keep the column types' conversions, checks and transactions."""
 
+import socket
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +13,7 @@ from app.core import direct
 from app.core.db import transaction
 from app.engine.models import WorkItem, WorkItemStatus
 from app.extensions import db
+from tests.conftest import PG_URL
 
 _TABLE = WorkItem.__table__
 _COLUMNS = ("instance_id", "case_id", "task_id", "element_id", "name", "process_key", "jurisdiction_id")
@@ -105,3 +107,27 @@ def test_a_row_read_for_an_object_in_the_session_refreshes_that_object(opened):
     (found,) = direct.run(db.session.connection(), [direct.Call(read, {"id": item_id})])
     same = direct.loaded(db.session(), WorkItem, dict(zip(columns, found.rows[0], strict=True)))
     assert same is mine and mine.name == "renamed" and mine not in db.session.dirty
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL pipelines only")
+@pytest.mark.parametrize("first", [True, False], ids=["opening the transaction", "inside it"])
+def test_a_batch_leaves_the_socket_sending_at_once(opened, users, first):
+    """A batch's statements are held back on the TCP socket while written and sent together; afterwards (and when
+    it opens the transaction, whose BEGIN psycopg syncs on its own) nothing stays held."""
+    db.session.commit()
+    connection = db.session.connection()
+    if not first:
+        direct.run(connection, [direct.Call(_READ, {"id": opened.id})])
+    calls = [
+        direct.Call(_CLAIM, {"id": opened.id, "user": users["caseworker"].id}),
+        direct.Call(_READ, {"id": opened.id}),
+    ]
+    claimed, read = direct.run(connection, calls)
+    assert (claimed.rowcount, read.rows[0][0]) == (1, WorkItemStatus.OPEN)
+    fd = connection.connection.driver_connection.pgconn.socket
+    sock = socket.socket(fileno=fd)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+    finally:
+        sock.detach()
+    db.session.rollback()
