@@ -418,17 +418,19 @@ def bare_spiff(m: int) -> float:
 # --- 3: one long case -------------------------------------------------------------------------------------------
 
 
-def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[int, int]], dict]:
+def long_case(
+    kind: str, cycles: int
+) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[int, int]], dict, list]:
     """Per step (1-based): wall seconds and process CPU seconds of the completion, and cpu_counters() before it;
-    and the Python calls (cProfile) of the step just before each measured window (that step is not measured)."""
+    the Python calls (cProfile) of the step just before each measured window (that step is not measured); and, for
+    the last window, pairs (young wall, old wall, young CPU, old CPU): each of its steps right after a step 10-30 of
+    a second case started then, so that the machine's drift (which moves timings minutes apart) hits both alike."""
     with scratch_database(kind, "cycle") as url:
         app = make_app(url)
         with app.app_context():
             node_id = prepare_schema(["cycle.bpmn"])
-            [case_id] = make_cases(node_id, 1)
-            with transaction():
-                if not engine.send_message(case_id, node_id, "next_cycle", {"cycle": 1, "cycles": cycles}):
-                    raise RuntimeError("next_cycle was not delivered")
+            old_case, young_case = make_cases(node_id, 2)
+            start_cycles(old_case, node_id, cycles)
             times: dict[int, float] = {}
             cpu: dict[int, float] = {}
             load: dict[int, tuple[int, int]] = {}
@@ -436,35 +438,59 @@ def long_case(kind: str, cycles: int) -> tuple[dict[int, float], dict[int, float
             window_starts = {step_window(mark, cycles)[0] for mark in marks}
             counted = {max(1, start - 1): mark for start, mark in ((step_window(m, cycles)[0], m) for m in marks)}
             calls: dict[int, int] = {}
-            open_item = (
-                select(WorkItem.id).where(WorkItem.case_id == case_id, WorkItem.status == WorkItemStatus.OPEN).limit(2)
-            )
+            pairs: list[tuple[float, float, float, float]] = []
+            last_window = step_window(cycles, cycles)
             for step in range(1, cycles + 1):
-                items = db.session.scalars(open_item).all()
-                if len(items) != 1:
-                    raise RuntimeError(f"step {step}: {len(items)} open work items, expected 1")
+                if step == last_window[0]:  # the second case reaches its step 10 (unmeasured), then pairs begin
+                    start_cycles(young_case, node_id, cycles)
+                    for _ in range(1, step_window(10, cycles)[0]):
+                        complete_cycle_step(young_case)
                 if step in window_starts:
                     wait_for_quiet()  # between steps, so it changes nothing measured
+                young = complete_cycle_step(young_case) if step >= last_window[0] else None
                 load[step] = cpu_counters()
                 counter = cProfile.Profile() if step in counted else None
                 if counter is not None:
                     counter.enable()
-                t0, c0 = time.perf_counter(), time.process_time()
-                with transaction():
-                    engine.complete_work_item(items[0], {"result": "negative"})
-                times[step], cpu[step] = time.perf_counter() - t0, time.process_time() - c0
+                times[step], cpu[step] = complete_cycle_step(old_case)
                 if counter is not None:
                     counter.disable()
                     calls[counted[step]] = pstats.Stats(counter).total_calls
+                if young is not None:
+                    pairs.append((young[0], times[step], young[1], cpu[step]))
             load[cycles + 1] = cpu_counters()
-            left = db.session.scalars(open_item).all()
-            instances = db.session.scalar(
-                select(func.count()).select_from(ProcessInstance).where(ProcessInstance.case_id == case_id)
-            )
-            if left or instances != cycles:
-                raise RuntimeError(f"after {cycles} cycles: {len(left)} open items, {instances} instances")
+            for case_id, done in ((old_case, cycles), (young_case, len(pairs) + step_window(10, cycles)[0] - 1)):
+                left = db.session.scalars(_open_items(case_id)).all()
+                instances = db.session.scalar(
+                    select(func.count()).select_from(ProcessInstance).where(ProcessInstance.case_id == case_id)
+                )
+                if len(left) != (0 if done == cycles else 1) or instances != min(done + 1, cycles):
+                    raise RuntimeError(
+                        f"case {case_id} after {done} cycles: {len(left)} open items, {instances} instances"
+                    )
             close_app()
-    return times, cpu, load, calls
+    return times, cpu, load, calls, pairs
+
+
+def start_cycles(case_id: int, node_id: int, cycles: int) -> None:
+    with transaction():
+        if not engine.send_message(case_id, node_id, "next_cycle", {"cycle": 1, "cycles": cycles}):
+            raise RuntimeError("next_cycle was not delivered")
+
+
+def _open_items(case_id: int):
+    return select(WorkItem.id).where(WorkItem.case_id == case_id, WorkItem.status == WorkItemStatus.OPEN).limit(2)
+
+
+def complete_cycle_step(case_id: int) -> tuple[float, float]:
+    """Complete the case's one open work item; (wall, process CPU) seconds of the completion."""
+    items = db.session.scalars(_open_items(case_id)).all()
+    if len(items) != 1:
+        raise RuntimeError(f"case {case_id}: {len(items)} open work items, expected 1")
+    t0, c0 = time.perf_counter(), time.process_time()
+    with transaction():
+        engine.complete_work_item(items[0], {"result": "negative"})
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def step_marks(cycles: int) -> list[int]:
@@ -709,7 +735,7 @@ def main() -> None:
     for kind in kinds:
         cycles = size["cycles"]
         log(f"long case of {cycles} cycles on {kind}")
-        times, cpu, load, calls = long_case(kind, cycles)
+        times, cpu, load, calls, pairs = long_case(kind, cycles)
         for mark in step_marks(cycles):
             emit(
                 "step_ms_at_step",
@@ -736,6 +762,18 @@ def main() -> None:
             note="medians of wall time per completion over the two windows; cpu_ratio: the same in this process's "
             "CPU time; trend_ratio: a line fitted through all steps (robust to a burst of other load); calls_ratio: "
             "Python calls of one step before each window (does not drift with the machine's speed)",
+        )
+        emit(
+            f"step_pair_ratio_{cycles}_vs_10",
+            statistics.median(old / young for young, old, _, _ in pairs),
+            "x",
+            db=kind,
+            n=len(pairs),
+            target=1.2,
+            cpu_ratio=round(statistics.median(old / young for _, _, young, old in pairs), 3),
+            note=f"the long case's steps {'-'.join(map(str, step_window(cycles, cycles)))}, each right after a step "
+            "10-30 of a second case in the same database: median of the pairs' ratios (the machine's drift, which "
+            "moves the windows a minute apart, hits both steps of a pair alike)",
         )
 
     if "postgresql" in kinds:
