@@ -46,28 +46,10 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_hash(
-    *,
-    seq: int,
-    type: str,  # noqa: A002 - the column's name
-    actor_id: int | None,
-    occurred_at: datetime,
-    jurisdiction_id: int | None,
-    case_id: int | None,
-    instance_id: int | None,
-    payload,
-    prev_hash: str,
-) -> str:
-    """SHA-256 (hex) of a row's canonical JSON content followed by ``prev_hash``."""
-    before, after = content_around_seq(
-        type=type,
-        actor_id=actor_id,
-        occurred_at=occurred_at,
-        jurisdiction_id=jurisdiction_id,
-        case_id=case_id,
-        instance_id=instance_id,
-        payload=payload,
-    )
+def row_hash(*, seq: int, prev_hash: str, **content) -> str:
+    """SHA-256 (hex) of a row's canonical JSON content followed by ``prev_hash``; ``content``: the row's other
+    columns but its hashes (those :func:`content_around_seq` takes)."""
+    before, after = content_around_seq(**content)
     return chained_hash(before, seq, after, prev_hash)
 
 
