@@ -192,7 +192,7 @@ _CURSORS = "app.core.direct.cursors"  # key in the pooled connection's info: (dr
 def _cursors(info: dict, driver, count: int) -> list:
     """``count`` cursors of the driver connection, kept with it while it lives in the pool (``info`` is the pool's
     dictionary for it, emptied when the connection is replaced): a psycopg cursor used again keeps its adapters
-    set up, about 14 µs of CPU less per statement than a new one on the reference machine."""
+    set up, about 4 µs of CPU less per pipelined statement than a new one on the reference machine."""
     kept = info.get(_CURSORS)
     if kept is None or kept[0] is not driver:
         kept = info[_CURSORS] = (driver, [])
