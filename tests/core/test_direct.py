@@ -124,10 +124,10 @@ def test_a_batch_leaves_the_socket_sending_at_once(opened, users, first):
     ]
     claimed, read = direct.run(connection, calls)
     assert (claimed.rowcount, read.rows[0][0]) == (1, WorkItemStatus.OPEN)
-    fd = connection.connection.driver_connection.pgconn.socket
-    sock = socket.socket(fileno=fd)
+    sock = socket.socket(fileno=connection.connection.driver_connection.pgconn.socket)
     try:
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+        if sock.family != socket.AF_UNIX:  # a Unix-domain socket (DATABASE_URL with host=/path) holds nothing back
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
     finally:
         sock.detach()
     db.session.rollback()
