@@ -6,7 +6,8 @@ statement costs 45-65 µs on the bare driver, and several statements share one r
 (measured 2026-11-24; bench/engine.py shows the effect). The engine's statements per step are few, fixed and
 simple, so they are built once as Core statements, compiled here per dialect (SQLAlchemy still renders the SQL and
 converts every value with the column types' own bind processors: enums, JSON, timezone-aware datetimes), and sent
-together: in one pipeline on PostgreSQL (one round trip), one after another on SQLite (in process).
+together: through libpq's pipeline on PostgreSQL (one write and one round trip, the transaction's BEGIN included:
+app.core.pipeline), one after another on SQLite (in process).
 
 What this skips, callers do themselves: ORM events (``do_orm_execute``, flush hooks) do not see these statements
 (note KPI marks with app.audit.marks) and Python-side column defaults are not applied (give every column). The rows
@@ -15,12 +16,9 @@ values come back as the driver gives them (use it for ids). They run in the sess
 connection.
 """
 
-import socket
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from psycopg import pq
 from sqlalchemy import Column, Connection, Select, Table, bindparam, insert
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +26,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql import Executable
+
+from app.core import pipeline
 
 
 class Direct:
@@ -124,16 +124,16 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     dialect = connection.dialect
     pooled = connection.connection
     driver = pooled.driver_connection
-    prepared, compileds = [], [call.direct.compiled_for(dialect) for call in calls]
-    for call, compiled in zip(calls, compileds, strict=True):
-        if call.many and len(call.values) != 1:
-            prepared.append((compiled.sql, [compiled.parameters(values) for values in call.values], True))
-        else:  # a single row is cheaper as a plain execute
-            values = call.values[0] if call.many else call.values
-            prepared.append((compiled.sql, compiled.parameters(values), False))
+    compileds = [call.direct.compiled_for(dialect) for call in calls]
+    batch = [
+        (compiled.sql, [compiled.parameters(values) for values in (call.values if call.many else [call.values])])
+        for call, compiled in zip(calls, compileds, strict=True)
+    ]
     try:
-        cursors = _cursors(pooled.info, driver, len(prepared))
-        outcomes = _execute(driver, cursors, prepared, dialect.name == "postgresql")
+        if dialect.name == "postgresql" and pipeline.supported:
+            outcomes = [Outcome(*outcome) for outcome in pipeline.run(pooled.info, driver, batch)]
+        else:
+            outcomes = [_execute(_cursor(pooled.info, driver), sql, rows) for sql, rows in batch]
     except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy reports it, and a lost connection leaves the pool
         lost = dialect.is_disconnect(exc, driver, None)
         if lost:
@@ -146,75 +146,26 @@ def run(connection: Connection, calls: Sequence[Call]) -> list[Outcome]:
     return [compiled.read(outcome) for compiled, outcome in zip(compileds, outcomes, strict=True)]
 
 
-def _execute(driver, cursors: list, prepared: list[tuple], postgresql: bool) -> list[Outcome]:
-    statements = list(zip(cursors, prepared, strict=True))
-    if postgresql and len(prepared) > 1:
-        # psycopg begins a transaction with a round trip of its own (in a pipeline too): only then may the socket
-        # hold back what is written (corked, psycopg's BEGIN would wait out the kernel's 200 ms limit).
-        begun = driver.pgconn.transaction_status != pq.TransactionStatus.IDLE
-        with driver.pipeline(), _one_segment(driver) if begun else nullcontext():  # one sync at the end
-            for cursor, (sql, params, many) in statements:
-                _send(cursor, sql, params, many)
-        return [_outcome(cursor, postgresql) for cursor in cursors]
-    # one statement: a pipeline would only add its own overhead
-    return [_outcome(_send(cursor, sql, params, many), postgresql) for cursor, (sql, params, many) in statements]
+_CURSOR = "app.core.direct.cursor"  # key in the pooled connection's info: its cursor, kept while it lives
 
 
-_CORK = getattr(socket, "TCP_CORK", None)  # Linux
-
-
-@contextmanager
-def _one_segment(driver) -> Iterator[None]:
-    """Hold back what is written to the connection's TCP socket until the block ends (TCP_CORK).
-
-    psycopg writes each statement of a pipeline to the socket as it is queued, so the server wakes for each one; on
-    a busy machine every such wake-up of its backend can preempt this process. Corked, the statements leave
-    together and the backend wakes once (measured with four workers on two cores: 11.7 involuntary context
-    switches per completion before, 7.9 after). Nothing is held on a Unix-domain socket or without TCP_CORK.
-    """
-    sock = socket.socket(fileno=driver.pgconn.socket)  # the driver's own descriptor: detached below, never closed
-    try:
-        corked = _CORK is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
-        if corked:
-            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
-        try:
-            yield
-        finally:
-            if corked:
-                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)  # sends what was held
-    finally:
-        sock.detach()
-
-
-_CURSORS = "app.core.direct.cursors"  # key in the pooled connection's info: its cursors
-
-
-def _cursors(info: dict, driver, count: int) -> list:
-    """``count`` cursors of the driver connection, kept with it while it lives in the pool (``info`` is the pool's
-    dictionary for it, emptied when the connection is replaced): a psycopg cursor used again keeps its adapters
-    set up, about 4 µs of CPU less per pipelined statement than a new one on the reference machine."""
-    cursors = info.setdefault(_CURSORS, [])
-    while len(cursors) < count:
-        cursors.append(driver.cursor())
-    return cursors[:count]
-
-
-def _send(cursor, sql: str, params, many: bool):
-    if many:
-        cursor.executemany(sql, params)
-    else:
-        cursor.execute(sql, params)
+def _cursor(info: dict, driver):
+    """A cursor of the driver connection, kept with it in the pool (``info`` is the pool's dictionary for it,
+    emptied when the connection is replaced)."""
+    cursor = info.get(_CURSOR)
+    if cursor is None:
+        cursor = info[_CURSOR] = driver.cursor()
     return cursor
 
 
-def _outcome(cursor, postgresql: bool) -> Outcome:
-    if postgresql:  # psycopg's description builds a Column object per field each time: ask the result itself
-        result = cursor.pgresult
-        returned = result is not None and result.status == pq.ExecStatus.TUPLES_OK
+def _execute(cursor, sql: str, rows: list) -> Outcome:
+    """SQLite (and a PostgreSQL client library without pipelines): one statement, run for each of ``rows``."""
+    if len(rows) == 1:
+        cursor.execute(sql, rows[0])
     else:
-        returned = cursor.description is not None
-    rows = cursor.fetchall() if returned else []
-    return Outcome(cursor.rowcount if cursor.rowcount >= 0 else len(rows), rows)
+        cursor.executemany(sql, rows)
+    read = cursor.fetchall() if cursor.description is not None else []
+    return Outcome(cursor.rowcount if cursor.rowcount >= 0 else len(read), read)
 
 
 def columns_of(cls) -> dict[str, Column]:

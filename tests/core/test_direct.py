@@ -1,11 +1,13 @@
 """app.core.direct: statements run on the driver keep the column types' conversions, checks and transactions."""
 
-import socket
+import re
+import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from psycopg import pq
+from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import engine
@@ -109,25 +111,74 @@ def test_a_row_read_for_an_object_in_the_session_refreshes_that_object(opened):
     assert same is mine and mine.name == "renamed" and mine not in db.session.dirty
 
 
+def _traced(connection):
+    """Start libpq's protocol trace of ``connection``; :func:`_messages` ends it."""
+    pgconn = connection.connection.driver_connection.pgconn
+    trace = tempfile.TemporaryFile("w+")
+    pgconn.trace(trace.fileno())
+    pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+    return pgconn, trace
+
+
+def _messages(pgconn, trace) -> list[str]:
+    """The traced messages as "F Parse ..." (frontend) and "B ReadyForQuery ..." (backend)."""
+    pgconn.untrace()
+    trace.seek(0)
+    return [f"{side} {rest}" for side, rest in re.findall(r"^([FB])\t\d+\t(.*)$", trace.read(), re.MULTILINE)]
+
+
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL pipelines only")
-@pytest.mark.parametrize("first", [True, False], ids=["opening the transaction", "inside it"])
-def test_a_batch_leaves_the_socket_sending_at_once(opened, users, first):
-    """A batch's statements are held back on the TCP socket while written and sent together; afterwards (and when
-    it opens the transaction, whose BEGIN psycopg syncs on its own) nothing stays held."""
+def test_a_batch_opening_a_transaction_sends_its_begin_and_statements_with_one_sync(app):
+    """One write and one round trip: the BEGIN, each statement's Parse (the first time only) and Bind/Execute, one
+    Sync; the server answers with one ReadyForQuery, the transaction open."""
+    calls = [direct.Call(_READ, {"id": -1}), direct.Call(direct.Direct(select(text("41 + 1"))), {})]
+    with db.engine.connect() as connection:
+        connection.begin()  # as Session.connection() does: SQLAlchemy's begin sends nothing to PostgreSQL
+        pgconn, trace = _traced(connection)
+        missing, answer = direct.run(connection, calls)
+        messages = _messages(pgconn, trace)
+        assert (missing.rows, answer.rows) == ([], [(42,)])
+        sent = [m.split()[1] for m in messages if m.startswith("F")]
+        assert sent.count("Sync") == 1 and sent[-1] == "Sync" and sent.count("Execute") == 3
+        assert [m for m in messages if m.startswith("F Parse")][0].startswith('F Parse\t "" "BEGIN"')
+        assert [m for m in messages if m.startswith("B ReadyForQuery")] == ["B ReadyForQuery\t T"]
+
+        pgconn, trace = _traced(connection)  # again, inside the transaction: no BEGIN, nothing parsed again
+        direct.run(connection, calls)
+        sent = [m.split()[1] for m in _messages(pgconn, trace) if m.startswith("F")]
+        assert (sent.count("Parse"), sent.count("Execute"), sent.count("Sync")) == (0, 2, 1)
+        connection.rollback()
+        assert pgconn.transaction_status == pq.TransactionStatus.IDLE  # psycopg ended the transaction it sees
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL prepared statements")
+def test_prepared_statements_outlive_savepoint_rollbacks_and_deallocation(opened, users):
+    """psycopg would DEALLOCATE ALL after a ROLLBACK TO SAVEPOINT once it had prepared a statement itself; it
+    prepares none, so the engine's stay. If they go anyway (DEALLOCATE ALL), one transaction fails and the next
+    prepares them again."""
+    read = direct.Call(_READ, {"id": opened.id})
+    direct.run(db.session.connection(), [read])
+    for _ in range(6):  # enough for psycopg's own preparing, were it on
+        db.session.execute(select(WorkItem.id).where(WorkItem.id == opened.id))
+    with pytest.raises(IntegrityError):
+        with db.session.begin_nested():
+            db.session.execute(insert(_TABLE).values(_row(opened, opened.task_id)))  # (instance_id, task_id) unique
+    (again,) = direct.run(db.session.connection(), [read])
+    assert again.rows[0][0] == WorkItemStatus.OPEN
     db.session.commit()
-    connection = db.session.connection()
-    if not first:
-        direct.run(connection, [direct.Call(_READ, {"id": opened.id})])
-    calls = [
-        direct.Call(_CLAIM, {"id": opened.id, "user": users["caseworker"].id}),
-        direct.Call(_READ, {"id": opened.id}),
-    ]
-    claimed, read = direct.run(connection, calls)
-    assert (claimed.rowcount, read.rows[0][0]) == (1, WorkItemStatus.OPEN)
-    sock = socket.socket(fileno=connection.connection.driver_connection.pgconn.socket)
-    try:
-        if sock.family != socket.AF_UNIX:  # a Unix-domain socket (DATABASE_URL with host=/path) holds nothing back
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
-    finally:
-        sock.detach()
+
+    db.session.execute(text("DEALLOCATE ALL"))
+    with pytest.raises(ProgrammingError, match="does not exist"):
+        direct.run(db.session.connection(), [read])
+    db.session.rollback()
+    (after,) = direct.run(db.session.connection(), [read])
+    assert after.rows[0][0] == WorkItemStatus.OPEN
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL pipelines only")
+def test_a_value_the_driver_cannot_take_sends_nothing_and_keeps_the_connection(opened):
+    pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with pytest.raises(ProgrammingError, match="cannot adapt"):
+        direct.run(db.session.connection(), [direct.Call(_READ, {"id": object()})])
+    assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid  # same transaction, same backend
     db.session.rollback()
