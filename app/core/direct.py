@@ -181,10 +181,19 @@ def loaded(session: Session, cls, row: dict):
     key = Session.identity_key(cls, tuple(row[mapper.get_property_by_column(c).key] for c in mapper.primary_key))
     existing = session.identity_map.get(key)
     if existing is None:
-        return attach(session, cls(**row))
+        return persistent(session, cls, row)
     for name, value in row.items():
         set_committed_value(existing, name, value)
     return existing
+
+
+def persistent(session: Session, cls, row: dict):
+    """A new ``cls`` object for a row in the database (every column of :func:`columns_of` given), in the session as
+    a query would load it: built without its constructor and values set as SQLAlchemy's loader sets them, without
+    attribute events (half the CPU of ``attach(session, cls(**row))``)."""
+    obj = cls.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(row)
+    return attach(session, obj)
 
 
 def attach(session: Session, obj):

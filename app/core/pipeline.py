@@ -27,6 +27,7 @@ _PREPARED = "app.core.pipeline.prepared"  # pooled connection info: {(query, par
 _TRANSFORMER = "app.core.pipeline.transformer"  # pooled connection info: the connection's psycopg Transformer
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 _NUMBERED: dict[str, tuple[bytes, tuple[str, ...]]] = {}
+_FATAL, _ROWS, _SYNCED = pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.PIPELINE_SYNC
 _GONE = "26000"  # invalid_sql_statement_name: a prepared statement of ours no longer exists on the server
 
 supported = Pipeline.is_supported()  # libpq 14 or later (psycopg's binary package brings its own)
@@ -137,7 +138,7 @@ def _exchange(pgconn, commands: int) -> Iterator:
     for _ in range(commands):
         replies.append((yield from fetch_many(pgconn)))
     synced = yield from fetch_many(pgconn)
-    if not synced or synced[0].status != pq.ExecStatus.PIPELINE_SYNC:
+    if not synced or synced[0].status != _SYNCED:
         raise pg_errors.InternalError("the pipeline's results did not end with its Sync")
     return replies
 
@@ -145,19 +146,19 @@ def _exchange(pgconn, commands: int) -> Iterator:
 def _outcomes(driver, adapt, prepared: dict, size: int, sent: list, replies: list) -> list[tuple[int, list[tuple]]]:
     counts, rows = [0] * size, [[] for _ in range(size)]
     for what, results in zip(sent, replies, strict=True):
-        failed = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
-        if failed is not None:  # the commands after it were not run (PIPELINE_ABORTED)
-            error = pg_errors.error_from_result(failed, encoding=driver.info.encoding)
-            if error.sqlstate == _GONE:  # someone deallocated them: prepare everything again next time
-                prepared.clear()
-            raise error
+        for result in results:
+            if result.status == _FATAL:  # the commands after it were not run (PIPELINE_ABORTED)
+                error = pg_errors.error_from_result(result, encoding=driver.info.encoding)
+                if error.sqlstate == _GONE:  # someone deallocated them: prepare everything again next time
+                    prepared.clear()
+                raise error
         if what is None:
             continue
         if isinstance(what, tuple):
             prepared[what[0]] = what[1]
             continue
         (result,) = results
-        if result.status == pq.ExecStatus.TUPLES_OK:
+        if result.status == _ROWS:
             adapt.set_pgresult(result)
             rows[what].extend(adapt.load_rows(0, result.ntuples, tuple))
             counts[what] += result.ntuples

@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -132,6 +132,7 @@ def _advance(
     before: Snapshot | None = None,
     redo: Callable[[BpmnWorkflow], None] | None = None,
     send_with: Sequence[direct.Call] = (),
+    inserted: bool = True,
 ) -> tuple[list[int], Incident | None, int]:
     """Run engine steps until the instance waits, then save and project; a failure leaves the last good state.
 
@@ -139,7 +140,8 @@ def _advance(
     instance is saved in that state with an open incident, and nothing the steps did is kept. With ``redo`` that
     state is not copied up front (steps rarely fail): it is rebuilt on failure by applying ``redo`` to the stored
     state (``instance.state`` as it was when this was called). ``send_with``: the caller's writes, sent with the
-    step's own (on failure they are sent alone).
+    step's own (on failure they are sent alone). ``inserted=False``: the instance's row is not in the database yet;
+    the save inserts it (on failure, as it was before the steps).
     Returns the ids of the work items opened, the incident raised (if any) and the number of timers that fired.
     """
     stored = instance.state
@@ -156,7 +158,8 @@ def _advance(
             state = dump_state(workflow)  # fails on data a script left that cannot be stored: before any write
             db.session.flush()  # the instance's own pending changes first: the save checks the version they give
             # The new state goes in the same round trip as the new work items; no user-authored logic runs after it.
-            save = direct.Call(_SAVE_STATE, _save_values(instance, state, at, workflow.is_completed()), expect=1)
+            saving = _save_values(instance, state, at, workflow.is_completed())
+            save = _save(instance, saving, inserted)
             opened, fired = project(instance, workflow, at, actor_id, before, send_with=[*send_with, save])
             db.session.flush()
     except StaleDataError:
@@ -168,11 +171,12 @@ def _advance(
             with engine_time(at):
                 redo(again)
             saved = dump_state(again)
-        if send_with:  # not sent: everything that can fail here fails before the step's writes
-            direct.run(db.session.connection(), send_with)
+        unsent = [*send_with] if inserted else [_insert(_row_of(instance)), *send_with]
+        if unsent:  # not sent: everything that can fail here fails before the step's writes
+            direct.run(db.session.connection(), unsent)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
 
-    _saved(instance, save.values)
+    _saved(instance, saving)
     if instance.status == InstanceStatus.COMPLETED:
         audit("instance_completed", instance, actor_id, process_key=instance.process_key)
     db.session.flush()
@@ -195,6 +199,29 @@ _SAVE_STATE = direct.Direct(
         completed_at=bindparam("completed_at"),
     )
 )
+
+
+def _save(instance: ProcessInstance, values: dict, inserted: bool) -> direct.Call:
+    """The statement saving :func:`_save_values`: an UPDATE under the version check, or the INSERT of a new
+    instance's row as the UPDATE would leave it."""
+    if inserted:
+        return direct.Call(_SAVE_STATE, values, expect=1)
+    row = _row_of(instance) | {
+        "state": values["state"],
+        "status": values["status"],
+        "completed_at": values["completed_at"],
+        "updated_at": values["at"],
+        "lock_version": values["expected"] + 1,
+    }
+    return direct.Call(_insert(row), row, expect=1)
+
+
+def _row_of(instance: ProcessInstance) -> dict:
+    return {name: getattr(instance, name) for name in _INSTANCE_COLUMNS}
+
+
+def _insert(row: dict) -> direct.Direct:
+    return direct.insert_of(ProcessInstance.__table__, row)
 
 
 def _save_values(instance: ProcessInstance, state: str, at: datetime, completed: bool) -> dict:
@@ -276,7 +303,13 @@ def start_process(
 ) -> InstanceInfo:
     """Start the newest version of process ``key`` for a case and run it until it waits."""
     at = now()
-    definition_id, version, bundle_sha256 = specs.bundle_for(key)
+    connection = db.session.connection()
+    # PostgreSQL: the instance's id is drawn with the lookup, and its row goes in once, with the state the steps
+    # leave: a round trip and an UPDATE of the fresh row less. SQLite has no sequence to draw from, and service
+    # tasks may write about the case's instances while the steps run: there the row goes in first.
+    reserve = [direct.Call(_NEXT_INSTANCE_ID, {})] if connection.dialect.name == "postgresql" else []
+    definition_id, version, bundle_sha256, reserved = specs.bundle_for(key, along=reserve)
+    late = bool(reserved) and not specs.has_service_tasks(bundle_sha256)
     spec, subprocess_specs = specs.specs_of(bundle_sha256)
     workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
     start_data = {"case_id": case_id, **(data or {})}
@@ -297,11 +330,13 @@ def start_process(
         "started_by_id": actor_id,
         "parent_instance_id": parent_instance_id,
     }
-    table = ProcessInstance.__table__
-    (inserted,) = direct.run(
-        db.session.connection(), [direct.Call(direct.insert_of(table, values, table.c.id), values)]
-    )
-    instance = direct.attach(db.session(), ProcessInstance(id=inserted.rows[0][0], **values))
+    if reserved:
+        values["id"] = reserved[0].rows[0][0]
+    if not late:
+        table = ProcessInstance.__table__
+        (inserted,) = direct.run(connection, [direct.Call(direct.insert_of(table, values, table.c.id), values)])
+        values["id"] = inserted.rows[0][0]
+    instance = direct.persistent(db.session(), ProcessInstance, values)
     audit(
         "instance_started",
         instance,
@@ -317,8 +352,13 @@ def start_process(
                 raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
     # Without a message the state before the steps is the one just stored: nothing to redo on failure.
     redo = None if message is not None else _nothing_to_redo
-    opened, incident, _ = _advance(instance, workflow, "start", at, actor_id, depth, before=Snapshot(), redo=redo)
+    opened, incident, _ = _advance(
+        instance, workflow, "start", at, actor_id, depth, before=Snapshot(), redo=redo, inserted=not late
+    )
     return _info(instance, opened, incident, version)
+
+
+_NEXT_INSTANCE_ID = direct.Direct(select(func.nextval(func.pg_get_serial_sequence("process_instance", "id"))))
 
 
 # --- completing work --------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import dataclasses
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -797,14 +797,15 @@ _NEWEST_OF_KEY = direct.Direct(
 _known_bundles: dict[str, tuple[str, str]] = {}
 
 
-def bundle_for(key: str) -> tuple[int, int, str]:
+def bundle_for(key: str, along: Sequence[direct.Call] = ()) -> tuple[int, int, str, list[direct.Outcome]]:
     """The newest version of process ``key`` (its id and version number) and the sha256 of its runnable bundle
-    (built once per content)."""
-    calls = [direct.Call(_NEWEST_OF_KEY, {"key": key})]
+    (built once per content); ``along``: the caller's statements, sent in the same round trip, and their outcomes."""
+    calls = [*along, direct.Call(_NEWEST_OF_KEY, {"key": key})]
     known = _known_bundles.get(key)
     if known is not None:
         calls.append(direct.Call(_BUNDLE_STORED, {"sha256": known[1]}))
-    newest, *known_stored = direct.run(db.session.connection(), calls)
+    outcomes = direct.run(db.session.connection(), calls)
+    theirs, (newest, *known_stored) = outcomes[: len(along)], outcomes[len(along) :]
     if not newest.rows:
         raise NotFound(f"no deployed process or decision {key!r}")
     definition_id, kind, version, sha256, dependencies = newest.rows[0]
@@ -812,14 +813,14 @@ def bundle_for(key: str) -> tuple[int, int, str]:
         raise NotFound(f"{key!r} is a decision, not a process")
     if not dependencies:  # calls nothing: the bundle is named by this one version, stored since its first start
         if known is not None and known[0] == sha256 and known_stored[0].rows:
-            return definition_id, version, known[1]
+            return definition_id, version, known[1], theirs
         digest = _digest({key: sha256})
         if _stored(digest):
             _known_bundles[key] = (sha256, digest)
-            return definition_id, version, digest
+            return definition_id, version, digest, theirs
     closure = {d.key: d for d in latest_definitions_closure({key})}
     definition = closure[key]  # read again with what it calls: all of one moment
-    return definition.id, definition.version, _bundle(key, closure)
+    return definition.id, definition.version, _bundle(key, closure), theirs
 
 
 def bundle_for_definition(definition: ProcessDefinition, *, store: bool = True) -> str:
