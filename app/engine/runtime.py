@@ -171,7 +171,7 @@ def _advance(
             with engine_time(at):
                 redo(again)
             saved = dump_state(again)
-        unsent = [*send_with] if inserted else [_insert(_row_of(instance)), *send_with]
+        unsent = [*send_with] if inserted else [_insert(_row_of(instance)), *send_with]  # the row as before the steps
         if unsent:  # not sent: everything that can fail here fails before the step's writes
             direct.run(db.session.connection(), unsent)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
@@ -213,15 +213,15 @@ def _save(instance: ProcessInstance, values: dict, inserted: bool) -> direct.Cal
         "updated_at": values["at"],
         "lock_version": values["expected"] + 1,
     }
-    return direct.Call(_insert(row), row, expect=1)
+    return _insert(row)
 
 
 def _row_of(instance: ProcessInstance) -> dict:
     return {name: getattr(instance, name) for name in _INSTANCE_COLUMNS}
 
 
-def _insert(row: dict) -> direct.Direct:
-    return direct.insert_of(ProcessInstance.__table__, row)
+def _insert(row: dict) -> direct.Call:
+    return direct.Call(direct.insert_of(ProcessInstance.__table__, row), row, expect=1)
 
 
 def _save_values(instance: ProcessInstance, state: str, at: datetime, completed: bool) -> dict:

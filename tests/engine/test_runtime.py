@@ -1,13 +1,14 @@
 """Instances: start, complete, optimistic concurrency, projection, audit, versions."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app import engine
 from app.audit.models import AuditEvent
 from app.core.db import transaction
 from app.engine.models import InstanceStatus, ProcessInstance, WorkItem, WorkItemStatus
 from app.extensions import db
+from tests.conftest import PG_URL
 
 
 def open_items(case_id=None):
@@ -183,3 +184,19 @@ def test_event_based_gateway_is_refused_at_deploy(app):
     with pytest.raises(engine.InvalidDefinition, match="eventBasedGateway is not supported"):
         with transaction():
             engine.deploy([engine.SourceFile("child.bpmn", text)])
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL draws the instance id from its sequence")
+def test_a_start_writes_its_instance_row_once(deploy_fixtures, case_factory):
+    """The row goes in with the state the first steps leave: one INSERT, no UPDATE of the fresh row."""
+    deploy_fixtures("three_tasks.bpmn")
+    case = case_factory()
+    info = engine.start_process("three_tasks", case_id=case.id, jurisdiction_id=case.jurisdiction_id)
+    written = db.session.execute(
+        text("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'process_instance'")
+    ).one()
+    assert tuple(written) == (1, 0)
+    instance = db.session.get(ProcessInstance, info.id)
+    assert (instance.status, instance.lock_version) == (InstanceStatus.RUNNING, 2)  # as after an update
+    assert [i.element_id for i in open_items(case.id)] == ["a"]
+    db.session.commit()
