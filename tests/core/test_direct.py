@@ -151,6 +151,18 @@ def test_a_batch_opening_a_transaction_sends_its_begin_and_statements_with_one_s
         assert pgconn.transaction_status == pq.TransactionStatus.IDLE  # psycopg ended the transaction it sees
 
 
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL pipelines only")
+def test_the_begin_sent_keeps_the_connections_isolation_level(app):
+    with db.engine.connect().execution_options(isolation_level="SERIALIZABLE") as connection:
+        connection.begin()
+        pgconn, trace = _traced(connection)
+        direct.run(connection, [direct.Call(direct.Direct(select(text("1"))), {})])
+        parsed = [m for m in _messages(pgconn, trace) if m.startswith("F Parse")]
+        assert parsed[0].startswith('F Parse\t "" "BEGIN ISOLATION LEVEL SERIALIZABLE"')
+        assert connection.exec_driver_sql("SHOW transaction_isolation").scalar() == "serializable"
+        connection.rollback()
+
+
 @pytest.mark.skipif(not PG_URL, reason="PostgreSQL prepared statements")
 def test_prepared_statements_outlive_savepoint_rollbacks_and_deallocation(opened, users):
     """psycopg would DEALLOCATE ALL after a ROLLBACK TO SAVEPOINT once it had prepared a statement itself; it
