@@ -75,8 +75,9 @@ def _script_engine():
     return engine
 
 
-def _load(instance: ProcessInstance) -> BpmnWorkflow:
-    workflow = load_state(instance.state, specs.specs_of(instance.bundle_sha256))
+def _load(instance: ProcessInstance, state: str | None = None) -> BpmnWorkflow:
+    """The instance's workflow, from its stored state (or ``state``)."""
+    workflow = load_state(state or instance.state, specs.specs_of(instance.bundle_sha256))
     workflow.script_engine = _script_engine()
     return workflow
 
@@ -130,7 +131,7 @@ def _advance(
     actor_id: int | None,
     depth: int = 0,
     before: Snapshot | None = None,
-    redo: Callable[[BpmnWorkflow], None] | None = None,
+    redo: Callable[[], BpmnWorkflow] | None = None,
     send_with: Sequence[direct.Call] = (),
     inserted: bool = True,
 ) -> tuple[list[int], Incident | None, int]:
@@ -138,13 +139,11 @@ def _advance(
 
     The state before the steps is kept; if a script, service or condition fails (or the diagram loops), the
     instance is saved in that state with an open incident, and nothing the steps did is kept. With ``redo`` that
-    state is not copied up front (steps rarely fail): it is rebuilt on failure by applying ``redo`` to the stored
-    state (``instance.state`` as it was when this was called). ``send_with``: the caller's writes, sent with the
-    step's own (on failure they are sent alone). ``inserted=False``: the instance's row is not in the database yet;
-    the save inserts it (on failure, as it was before the steps).
+    state is not copied up front (steps rarely fail): ``redo()`` builds it again on failure. ``send_with``: the
+    caller's writes, sent with the step's own (on failure they are sent alone). ``inserted=False``: the instance's
+    row is not in the database yet; the save inserts it (on failure, with the state before the steps).
     Returns the ids of the work items opened, the incident raised (if any) and the number of timers that fired.
     """
-    stored = instance.state
     saved = dump_state(workflow) if redo is None else None
     guard = _StepGuard()
     events = []
@@ -166,12 +165,9 @@ def _advance(
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user-authored logic becomes an incident
         if saved is None:
-            again = load_state(stored, specs.specs_of(instance.bundle_sha256))
-            again.script_engine = workflow.script_engine
             with engine_time(at):
-                redo(again)
-            saved = dump_state(again)
-        unsent = [*send_with] if inserted else [_insert(_row_of(instance)), *send_with]  # the row as before the steps
+                saved = dump_state(redo())
+        unsent = [*send_with] if inserted else [_insert(_row_of(instance) | {"state": saved}), *send_with]
         if unsent:  # not sent: everything that can fail here fails before the step's writes
             direct.run(db.session.connection(), unsent)
         return [], _raise_incident(instance, saved, job, at, actor_id, guard.element_id, exc), 0
@@ -286,10 +282,6 @@ def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Inci
 # --- starting ---------------------------------------------------------------------------------------------------
 
 
-def _nothing_to_redo(workflow: BpmnWorkflow) -> None:
-    pass
-
-
 def start_process(
     key: str,
     *,
@@ -310,11 +302,16 @@ def start_process(
     reserve = [direct.Call(_NEXT_INSTANCE_ID, {})] if connection.dialect.name == "postgresql" else []
     definition_id, version, bundle_sha256, reserved = specs.bundle_for(key, along=reserve)
     late = bool(reserved) and not specs.has_service_tasks(bundle_sha256)
-    spec, subprocess_specs = specs.specs_of(bundle_sha256)
-    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
     start_data = {"case_id": case_id, **(data or {})}
-    for task in workflow.get_tasks(state=TaskState.READY):
-        task.set_data(**start_data)
+
+    def fresh() -> BpmnWorkflow:
+        spec, subprocess_specs = specs.specs_of(bundle_sha256)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine())
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.set_data(**start_data)
+        return workflow
+
+    workflow = fresh()
     values = {
         "case_id": case_id,
         "definition_id": definition_id,
@@ -322,7 +319,7 @@ def start_process(
         "process_key": key,
         "jurisdiction_id": jurisdiction_id,
         "status": InstanceStatus.RUNNING,
-        "state": dump_state(workflow),
+        "state": None if late else dump_state(workflow),  # late: written by the save, the steps' state
         "lock_version": 1,
         "started_at": at,
         "updated_at": at,
@@ -350,8 +347,8 @@ def start_process(
             workflow.do_engine_steps()  # reach the message start event
             if not _catch(workflow, message):
                 raise NotRunnable(f"{key!r} does not start on message {message.event_definition.name!r}")
-    # Without a message the state before the steps is the one just stored: nothing to redo on failure.
-    redo = None if message is not None else _nothing_to_redo
+    # Without a message the state before the steps is a fresh workflow: built again if they fail.
+    redo = None if message is not None else fresh
     opened, incident, _ = _advance(
         instance, workflow, "start", at, actor_id, depth, before=Snapshot(), redo=redo, inserted=not late
     )
@@ -485,10 +482,16 @@ def complete_work_item(
     before = snapshot(workflow)
     before.ready.pop(item.task_id)  # its row is completed here, not by the projection
 
-    def run_task(workflow: BpmnWorkflow) -> None:
+    def run_task(workflow: BpmnWorkflow) -> BpmnWorkflow:
         task = workflow.get_task_from_id(UUID(item.task_id))
         task.set_data(**cleaned)
         task.run()
+        return workflow
+
+    stored = instance.state
+
+    def before_steps() -> BpmnWorkflow:  # built again only if the steps fail
+        return run_task(_load(instance, stored))
 
     with engine_time(at):
         run_task(workflow)
@@ -496,7 +499,7 @@ def complete_work_item(
     audit("task_completed", instance, actor_id, work_item_id=item.id, element_id=item.element_id, data=cleaned)
     try:
         opened, incident, _ = _advance(
-            instance, workflow, "complete", at, actor_id, before=before, redo=run_task, send_with=[completed]
+            instance, workflow, "complete", at, actor_id, before=before, redo=before_steps, send_with=[completed]
         )
         db.session.flush()
     except StaleDataError as exc:
