@@ -2,7 +2,7 @@
 
 A statement sent through SQLAlchemy's execution path costs about 100-140 µs of CPU on the 2-core reference machine
 (execution context, result metadata, events, cache lookup; an ORM query loading objects twice that) where the same
-statement costs 45-65 µs on the bare driver, and several statements share one round trip in a psycopg pipeline
+statement costs 45-65 µs on the bare driver, and several statements share one round trip in a pipeline
 (measured 2026-11-24; bench/engine.py shows the effect). The engine's statements per step are few, fixed and
 simple, so they are built once as Core statements, compiled here per dialect (SQLAlchemy still renders the SQL and
 converts every value with the column types' own bind processors: enums, JSON, timezone-aware datetimes), and sent

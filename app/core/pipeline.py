@@ -5,8 +5,8 @@ psycopg's own pipeline pays per statement: it polls the socket, flushes what it 
 a transaction's BEGIN goes in a round trip of its own, synced before anything else is sent. Here the batch is
 queued in libpq's buffer -- the BEGIN when the transaction is not open yet, a named prepared statement's Parse the
 first time the connection sees it, each statement's Bind/Execute -- and sent with one Sync; the results are read
-back in order. Measured on the 2-core reference machine (four engine workers, 2026-11-25): client CPU per task
-completion 2.49 -> 2.09 ms, involuntary context switches 7.8 -> 4.7, completions per second 507 -> 600.
+back in order. Measured on the 2-core reference machine (four engine workers, interleaved runs, 2026-11-25): client
+CPU per task completion 2.49 -> 2.09 ms, involuntary context switches 7.8 -> 4.7, completions/s 488-536 -> 584-585.
 
 Values are adapted by psycopg's own adapters (its Transformer), in text format; rows come back through its loaders.
 The transaction stays psycopg's: libpq reports its status, so psycopg's commit or rollback acts on it as on one it
