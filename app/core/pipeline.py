@@ -13,6 +13,7 @@ The transaction stays psycopg's: libpq reports its status, so psycopg's commit o
 began itself.
 """
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 
@@ -24,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 _PREPARED = "app.core.pipeline.prepared"  # pooled connection info: {(query, parameter types): statement name}
+_NAMES = "app.core.pipeline.names"  # pooled connection info: numbers for new statement names, never used twice
 _TRANSFORMER = "app.core.pipeline.transformer"  # pooled connection info: the connection's psycopg Transformer
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 _NUMBERED: dict[str, tuple[bytes, tuple[str, ...]]] = {}
@@ -77,7 +79,7 @@ def run(info: dict, driver, batch: Sequence[tuple[str, list[dict]]]) -> list[tup
     with driver.lock:
         pgconn.enter_pipeline_mode()
         try:
-            sent = _queue(pgconn, driver, prepared, runs)
+            sent = _queue(pgconn, driver, prepared, info.setdefault(_NAMES, itertools.count(1)), runs)
             pgconn.pipeline_sync()
             replies = driver.wait(_exchange(pgconn, len(sent)))
         except BaseException:
@@ -101,7 +103,7 @@ def _adapted(adapt, batch) -> list[tuple[int, tuple, list, tuple]]:
     return runs
 
 
-def _queue(pgconn, driver, prepared: dict, runs: list) -> list:
+def _queue(pgconn, driver, prepared: dict, numbers: Iterator[int], runs: list) -> list:
     """Queue the runs in libpq's buffer; returns what each queued command is, in order."""
     sent: list = []  # None: the BEGIN; (key, name): a statement prepared; an int: a run of the batch's item there
     if not driver.autocommit and pgconn.transaction_status == pq.TransactionStatus.IDLE:
@@ -111,7 +113,7 @@ def _queue(pgconn, driver, prepared: dict, runs: list) -> list:
     for index, key, params, formats in runs:
         name = prepared.get(key) or fresh.get(key)
         if name is None:
-            name = fresh[key] = b"rf_%d" % (len(prepared) + len(fresh) + 1)
+            name = fresh[key] = b"rf_%d" % next(numbers)
             pgconn.send_prepare(name, key[0], param_types=key[1])
             sent.append((key, name))
         pgconn.send_query_prepared(name, params, param_formats=formats)
