@@ -82,11 +82,11 @@ def run(info: dict, driver, batch: Sequence[tuple[str, list[dict]]]) -> list[tup
             sent = _queue(pgconn, driver, prepared, info.setdefault(_NAMES, itertools.count(1)), runs)
             pgconn.pipeline_sync()
             replies = driver.wait(_exchange(pgconn, len(sent)))
+            pgconn.exit_pipeline_mode()
         except BaseException:
             # Replies may be left unread: this connection cannot be used again, and the pool replaces it.
             driver.close()
             raise
-        pgconn.exit_pipeline_mode()
     return _outcomes(driver, adapt, prepared, len(batch), sent, replies)
 
 
