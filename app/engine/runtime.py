@@ -202,14 +202,7 @@ def _save(instance: ProcessInstance, values: dict, inserted: bool) -> direct.Cal
     instance's row as the UPDATE would leave it."""
     if inserted:
         return direct.Call(_SAVE_STATE, values, expect=1)
-    row = _row_of(instance) | {
-        "state": values["state"],
-        "status": values["status"],
-        "completed_at": values["completed_at"],
-        "updated_at": values["at"],
-        "lock_version": values["expected"] + 1,
-    }
-    return _insert(row)
+    return _insert(_row_of(instance) | _saved_columns(values))
 
 
 def _row_of(instance: ProcessInstance) -> dict:
@@ -232,12 +225,21 @@ def _save_values(instance: ProcessInstance, state: str, at: datetime, completed:
     }
 
 
+def _saved_columns(values: dict) -> dict:
+    """The instance's columns as _SAVE_STATE leaves them, from :func:`_save_values`."""
+    return {
+        "state": values["state"],
+        "status": values["status"],
+        "completed_at": values["completed_at"],
+        "updated_at": values["at"],
+        "lock_version": values["expected"] + 1,
+    }
+
+
 def _saved(instance: ProcessInstance, values: dict) -> None:
-    """Make the ORM object match what _SAVE_STATE wrote: nothing for the unit of work to do."""
-    for name in ("state", "status", "completed_at"):
-        set_committed_value(instance, name, values[name])
-    set_committed_value(instance, "updated_at", values["at"])
-    set_committed_value(instance, "lock_version", values["expected"] + 1)
+    """Make the ORM object match what the save wrote: nothing for the unit of work to do."""
+    for name, value in _saved_columns(values).items():
+        set_committed_value(instance, name, value)
 
 
 def _raise_incident(instance, saved, job, at, actor_id, element_id, exc) -> Incident:
